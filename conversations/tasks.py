@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from conversations.models import WebhookEvent
@@ -51,8 +52,59 @@ def sweep_webhook_events(limit: int = 500) -> int:
     return count
 
 
-@shared_task(acks_late=True, ignore_result=True)
-def download_media(message_id: int) -> None:
+@shared_task(bind=True, acks_late=True, ignore_result=True)
+def download_media(self: Any, message_id: int) -> None:
+    """Download one inbound file; on failure retry with backoff while attempts are left
+    (the count lives on the row, so the sweep and this task share one budget)."""
     from conversations import media
 
-    media.download_message_media(message_id)
+    outcome = media.download_message_media(message_id)
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in, max_retries=settings.WHATSAPP_MEDIA_MAX_ATTEMPTS)
+
+
+@shared_task(bind=True, acks_late=True, ignore_result=True)
+def send_message(self: Any, message_id: int) -> None:
+    """Deliver one outbound message. Idempotent: only a ``pending`` row is sent, so a duplicate
+    delivery or a late retry of a sent message does nothing."""
+    from conversations import outbound
+
+    outcome = outbound.deliver(message_id)
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in, max_retries=settings.WHATSAPP_SEND_MAX_ATTEMPTS)
+
+
+@shared_task(bind=True, acks_late=True, ignore_result=True)
+def mark_message_read(self: Any, message_id: int, typing: bool = False) -> None:
+    from conversations import outbound
+
+    retry_in = outbound.deliver_read(message_id, typing=typing)
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in, max_retries=3)
+
+
+@shared_task(ignore_result=True)
+def sweep_outbound_messages(limit: int = 500) -> int:
+    """Send again what a lost answer left unconfirmed, and queue pending rows whose task was
+    lost (broker down when they were stored, worker died)."""
+    from conversations import outbound
+
+    count = len(outbound.reconcile_unconfirmed(timezone.now(), limit=limit))
+    for message_id in outbound.due_pending(timezone.now(), limit=limit):
+        enqueue(send_message, message_id)
+        count += 1
+    if count:
+        logger.info("outbound sweep queued %s messages", count)
+    return count
+
+
+@shared_task(ignore_result=True)
+def sweep_media_downloads(limit: int = 500) -> int:
+    from conversations import media
+
+    due = media.due_downloads(limit=limit)
+    for message_id in due:
+        enqueue(download_media, message_id)
+    if due:
+        logger.info("media sweep queued %s downloads", len(due))
+    return len(due)
