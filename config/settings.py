@@ -281,7 +281,7 @@ WHATSAPP_ACCESS_TOKEN = env_str("WHATSAPP_ACCESS_TOKEN", "" if PRODUCTION else "
 WHATSAPP_APP_SECRET = env_str("WHATSAPP_APP_SECRET", "" if PRODUCTION else "demo-app-secret")
 WHATSAPP_VERIFY_TOKEN = env_str("WHATSAPP_VERIFY_TOKEN", "" if PRODUCTION else "demo-verify-token")
 WHATSAPP_INBOX_NAME = env_str("WHATSAPP_INBOX_NAME", "WhatsApp")
-WHATSAPP_GRAPH_URL = env_str("WHATSAPP_GRAPH_URL", "https://graph.facebook.com/v23.0").rstrip("/")
+WHATSAPP_GRAPH_URL = env_str("WHATSAPP_GRAPH_URL", "https://graph.facebook.com/v24.0").rstrip("/")
 WHATSAPP_HTTP_TIMEOUT = env_float("WHATSAPP_HTTP_TIMEOUT", 15.0)
 # A send whose answer was lost (timeout) waits this long for a status webhook that carries
 # our callback data before it is tried again; see conversations/sending.py.
