@@ -8,6 +8,9 @@ server-side HTML fragments; the events carry ids only, never customer text.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -25,21 +28,55 @@ def conversation_group(conversation_id: int) -> str:
     return f"conversation-{conversation_id}"
 
 
-def _send(groups: list[str], event: dict[str, Any]) -> None:
+_local = threading.local()
+
+
+def _send(items: list[tuple[list[str], dict[str, Any]]]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    for group in groups:
-        try:
-            async_to_sync(layer.group_send)(group, event)
-        except Exception:
-            # A live update is a convenience: the data is committed and the page shows it on
-            # reload, so a Redis hiccup must not fail intake.
-            logger.exception("could not publish %s to %s", event.get("type"), group)
+
+    async def send_all() -> None:
+        for groups, event in items:
+            for group in groups:
+                try:
+                    await layer.group_send(group, event)
+                except Exception:
+                    # A live update is a convenience: the data is committed and the page shows
+                    # it on reload, so a Redis hiccup must not fail intake.
+                    logger.exception("could not publish %s to %s", event.get("type"), group)
+
+    # One event loop for the whole batch: each async_to_sync call costs a loop and a Redis
+    # connection (about 8 ms), against well under 1 ms per send inside one loop.
+    async_to_sync(send_all)()
+
+
+def _deliver(groups: list[str], event: dict[str, Any]) -> None:
+    outbox = getattr(_local, "outbox", None)
+    if outbox is not None:
+        outbox.append((groups, event))
+    else:
+        _send([(groups, event)])
+
+
+@contextmanager
+def batched() -> Iterator[None]:
+    """Collect the events committed inside this block and send them together at its end.
+    Events still wait for their commit: one rolled back (savepoint included) is never sent."""
+    outermost = getattr(_local, "outbox", None) is None
+    if outermost:
+        _local.outbox = []
+    try:
+        yield
+    finally:
+        if outermost:
+            outbox, _local.outbox = _local.outbox, None
+            if outbox:
+                _send(outbox)
 
 
 def publish_on_commit(groups: list[str], event: dict[str, Any]) -> None:
-    transaction.on_commit(lambda: _send(groups, event))
+    transaction.on_commit(lambda: _deliver(groups, event))
 
 
 def conversation_opened(conversation: Any) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from conversations import services
+from conversations import events, services
 from conversations.models import MEDIA_TYPES, Inbox, Message, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -403,7 +403,7 @@ def process_event(event_id: int, *, force: bool = False) -> WebhookEvent | None:
 
     The event row stays locked while it is applied, so a sweep and a queued task never apply
     the same event at once; ``force`` reprocesses flagged or finished events (replay)."""
-    with transaction.atomic():
+    with events.batched(), transaction.atomic():
         event = WebhookEvent.objects.select_for_update(skip_locked=True).filter(pk=event_id).first()
         if event is None or not event.signature_valid:
             return event
