@@ -65,6 +65,29 @@ def _str(value: Any) -> str:
     return ""
 
 
+def _clean_text(value: str) -> str:
+    # PostgreSQL text and jsonb refuse NUL, and UTF-8 cannot carry a lone surrogate ("\ud800"
+    # is valid JSON): replace both rather than fail on a hostile or broken message forever.
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
+
+
+def sanitize(value: Any) -> Any:
+    """Make every string of a decoded payload storable."""
+    if isinstance(value, str):
+        return _clean_text(value)
+    if isinstance(value, dict):
+        return {_clean_text(k): sanitize(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [sanitize(item) for item in value]
+    return value
+
+
 def parse_timestamp(value: Any, fallback: datetime) -> datetime:
     """WhatsApp sends unix seconds as a string (sometimes as a number)."""
     try:
@@ -88,9 +111,9 @@ def process_body(body: bytes, *, event_id: int | None = None, received: datetime
     report = Report()
     received = received or timezone.now()
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        report.flag(f"body is not valid JSON: {exc}")
+        payload = sanitize(json.loads(body))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        report.flag(f"body is not valid JSON: {type(exc).__name__}: {str(exc)[:200]}")
         return report
     if not isinstance(payload, dict):
         report.flag("body is not a JSON object")

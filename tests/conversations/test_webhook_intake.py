@@ -552,3 +552,31 @@ def test_it_keeps_a_failed_event_with_its_error_and_retries_it(inbox) -> None:
     assert event.state == "done"
     assert event.attempts == 2
     assert sorted(Message.objects.values_list("wamid", flat=True)) == ["wamid.BOOM", "wamid.FINE"]
+
+
+@pytest.mark.django_db
+def test_it_stores_hostile_text_without_failing(inbox, post_webhook) -> None:
+    # given: NUL bytes, a lone surrogate, markup and right-to-left overrides, all valid JSON
+    hostile = "<script>alert(1)</script> \u202e\u0000 {{ 7*7 }} \ud800 fim"
+    body = json.dumps(text_payload("wamid.HOSTILE", hostile, name="<b>\u0000Robert'); DROP TABLE--")).encode()
+
+    # when
+    response = post_webhook(body)
+
+    # then
+    assert response.status_code == 200
+    assert WebhookEvent.objects.get().state == "done"
+    message = Message.objects.get(wamid="wamid.HOSTILE")
+    assert message.text == "<script>alert(1)</script> \u202e\ufffd {{ 7*7 }} \ufffd fim"
+    assert message.raw["text"]["body"] == message.text
+    assert message.conversation.customer.name == "<b>\ufffdRobert'); DROP TABLE--"
+
+
+@pytest.mark.django_db
+def test_it_flags_a_body_nested_too_deep_to_parse(inbox, post_webhook) -> None:
+    response = post_webhook(b"[" * 200_000 + b"]" * 200_000)
+
+    assert response.status_code == 200
+    event = WebhookEvent.objects.get()
+    assert event.state == "flagged"
+    assert "RecursionError" in event.notes
