@@ -410,11 +410,18 @@ def apply_status(update: StatusUpdate, *, event_id: int | None = None) -> Messag
             message.wamid = update.wamid
             message.save(update_fields=["wamid", "updated"])
     if message is None:
-        OrphanStatus.objects.get_or_create(
-            wamid=update.wamid[:255],
-            status=update.status[:10],
-            timestamp=update.timestamp,
-            defaults={"data": update.data or {}, "event_id": event_id},
+        # One INSERT; a replay of the same status hits the unique constraint and is skipped.
+        OrphanStatus.objects.bulk_create(
+            [
+                OrphanStatus(
+                    wamid=update.wamid[:255],
+                    status=update.status[:10],
+                    timestamp=update.timestamp,
+                    data=update.data or {},
+                    event_id=event_id,
+                )
+            ],
+            ignore_conflicts=True,
         )
         return None
     _apply_status_to(message, update)
