@@ -1,0 +1,760 @@
+"""Admin for inboxes, alerts, customers, conversations, messages and raw webhook events.
+
+Most of these rows are records of what WhatsApp sent us or what we sent: the admin shows them
+read-only and changes state only through actions that call the same code as intake. Secrets
+are never rendered back, and customer text is always escaped (format_html, never mark_safe).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db.models import Count, F, Q, QuerySet, Subquery
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.text import Truncator
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+
+from conversations.models import (
+    Alert,
+    Conversation,
+    Customer,
+    Inbox,
+    Message,
+    OrphanStatus,
+    WebhookEvent,
+    mask_secret,
+)
+
+logger = logging.getLogger(__name__)
+
+SECRET_FIELDS = ("access_token", "app_secret", "verify_token")
+# A conversation can hold thousands of messages; the change page shows the latest ones and
+# links to the filtered message list for the rest.
+INLINE_MESSAGES = 50
+PREVIEW_CHARS = 60
+
+
+def pretty_json(value: Any) -> str:
+    """Indented JSON in a <pre>, escaped: these fields hold customer text."""
+    if value in (None, {}, []):
+        return "—"
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', text)
+
+
+def admin_link(obj: Any, label: Any = None) -> str:
+    if obj is None:
+        return "—"
+    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, label if label is not None else obj)
+
+
+def superuser_only_delete(request: HttpRequest) -> bool:
+    # Raw records are evidence (what Meta sent, what the customer wrote); removing them is an
+    # administrator's decision, and personal-data erasure goes through the LGPD app.
+    return bool(request.user.is_active and request.user.is_superuser)
+
+
+# --- Inbox -------------------------------------------------------------------------------------
+
+
+class InboxForm(forms.ModelForm):
+    """Secrets are write-only: the form never renders them and an empty field keeps the old one."""
+
+    class Meta:
+        model = Inbox
+        fields = ("name", "phone_number_id", "display_number", "waba_id", "is_active", *SECRET_FIELDS)
+        widgets = {name: forms.PasswordInput(render_value=False) for name in SECRET_FIELDS}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in SECRET_FIELDS:
+            if name not in self.fields:
+                continue
+            # An empty initial value means "left empty" is not reported as a change in the
+            # admin history, and nothing secret sits in the form's state.
+            self.initial[name] = ""
+            current = getattr(self.instance, name, "") if self.instance.pk else ""
+            field = self.fields[name]
+            field.required = False
+            if current:
+                field.help_text = gettext("Current value: %(masked)s. Leave empty to keep the current value.") % {
+                    "masked": mask_secret(current)
+                }
+            else:
+                field.help_text = gettext("Not set. Leave empty to keep the current value.")
+
+    def _keep_current(self, name: str) -> str:
+        value = self.cleaned_data.get(name) or ""
+        if not value and self.instance.pk:
+            # The instance still holds the stored value here: the form copies cleaned_data
+            # onto it only after clean().
+            return getattr(self.instance, name)
+        return value
+
+    def clean_access_token(self) -> str:
+        return self._keep_current("access_token")
+
+    def clean_app_secret(self) -> str:
+        return self._keep_current("app_secret")
+
+    def clean_verify_token(self) -> str:
+        return self._keep_current("verify_token")
+
+
+@admin.register(Inbox)
+class InboxAdmin(admin.ModelAdmin):
+    form = InboxForm
+    list_display = (
+        "name",
+        "phone_number_id",
+        "display_number",
+        "waba_id",
+        "is_active",
+        "sending",
+        "open_alerts",
+        "masked_access_token",
+        "masked_app_secret",
+        "masked_verify_token",
+        "updated",
+    )
+    list_filter = ("is_active",)
+    # Never search secret columns: a search box that matches on a token is an oracle for it.
+    search_fields = ("name", "phone_number_id", "display_number", "waba_id")
+    readonly_fields = ("webhook_url", "sending_paused_reason", "created", "updated")
+    fieldsets = (
+        (None, {"fields": ("name", "phone_number_id", "display_number", "waba_id", "is_active")}),
+        (_("Credentials"), {"fields": (*SECRET_FIELDS, "webhook_url")}),
+        (_("Sending"), {"fields": ("sending_paused_reason",)}),
+        (_("Dates"), {"fields": ("created", "updated")}),
+    )
+    actions = ("resume_sending",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Inbox]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(_open_alerts=Count("alerts", filter=Q(alerts__resolved__isnull=True)))
+        )
+
+    @admin.display(description=_("webhook URL"))
+    def webhook_url(self, obj: Inbox) -> str:
+        return format_html("<code>{}</code>", settings.SITE_URL + reverse("whatsapp-webhook"))
+
+    @admin.display(description=_("sending"), boolean=True)
+    def sending(self, obj: Inbox) -> bool:
+        return not obj.sending_paused_reason
+
+    @admin.display(description=_("open alerts"), ordering="_open_alerts")
+    def open_alerts(self, obj: Inbox) -> int:
+        return obj._open_alerts
+
+    @admin.display(description=_("access token"))
+    def masked_access_token(self, obj: Inbox) -> str:
+        return mask_secret(obj.access_token)
+
+    @admin.display(description=_("app secret"))
+    def masked_app_secret(self, obj: Inbox) -> str:
+        return mask_secret(obj.app_secret)
+
+    @admin.display(description=_("verify token"))
+    def masked_verify_token(self, obj: Inbox) -> str:
+        return mask_secret(obj.verify_token)
+
+    @admin.action(description=_("Resume sending (clear the pause reason)"), permissions=("change",))
+    def resume_sending(self, request: HttpRequest, queryset: QuerySet[Inbox]) -> None:
+        # TODO: call services.resume_sending(inbox) (with an audit record) once it exists.
+        count = queryset.exclude(sending_paused_reason="").update(sending_paused_reason="", updated=timezone.now())
+        self.message_user(
+            request,
+            ngettext("Sending resumed for %(count)d inbox.", "Sending resumed for %(count)d inboxes.", count)
+            % {"count": count},
+            messages.SUCCESS,
+        )
+
+
+# --- Alert -------------------------------------------------------------------------------------
+
+
+class AlertOpenFilter(admin.SimpleListFilter):
+    title = _("state")
+    parameter_name = "open"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, Any]]:
+        return [("yes", _("Open")), ("no", _("Resolved"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Alert]) -> QuerySet[Alert]:
+        if self.value() == "yes":
+            return queryset.filter(resolved__isnull=True)
+        if self.value() == "no":
+            return queryset.filter(resolved__isnull=False)
+        return queryset
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ("title", "kind", "code", "inbox", "created", "is_open", "resolved")
+    list_filter = (AlertOpenFilter, "kind", "inbox")
+    list_select_related = ("inbox",)
+    search_fields = ("title", "details")
+    date_hierarchy = "created"
+    # Open alerts (resolved is NULL) first, newest first within each group.
+    ordering = (F("resolved").desc(nulls_first=True), "-created")
+    readonly_fields = ("inbox", "kind", "code", "title", "details", "created")
+    fields = ("inbox", "kind", "code", "title", "details", "created", "resolved")
+    actions = ("mark_resolved",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Alerts are raised by intake and the sending code, never typed in.
+        return False
+
+    @admin.display(description=_("open"), boolean=True)
+    def is_open(self, obj: Alert) -> bool:
+        return obj.resolved is None
+
+    @admin.action(description=_("Mark resolved"), permissions=("change",))
+    def mark_resolved(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
+        count = queryset.filter(resolved__isnull=True).update(resolved=timezone.now())
+        self.message_user(
+            request,
+            ngettext("%(count)d alert marked resolved.", "%(count)d alerts marked resolved.", count) % {"count": count},
+            messages.SUCCESS,
+        )
+
+
+# --- Customer ----------------------------------------------------------------------------------
+
+
+class CustomerConversationInline(admin.TabularInline):
+    model = Conversation
+    fk_name = "customer"
+    fields = ("inbox", "status", "assignee", "opened", "last_message", "closed")
+    readonly_fields = fields
+    ordering = ("-last_message", "-id")
+    show_change_link = True
+    extra = 0
+    verbose_name_plural = _("conversations")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
+        return super().get_queryset(request).select_related("inbox", "assignee", "customer")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "name", "phone", "wa_id", "user_id", "username", "conversation_count", "created")
+    search_fields = ("name", "=wa_id", "phone", "=user_id", "username")
+    date_hierarchy = "created"
+    # Customers are WhatsApp identities kept up to date by intake; editing one here would be
+    # overwritten by the next message or break routing (wa_id), so the page is read-only.
+    readonly_fields = (
+        "name",
+        "phone",
+        "wa_id",
+        "user_id",
+        "parent_user_id",
+        "username",
+        "created",
+        "updated",
+    )
+    inlines = (CustomerConversationInline,)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
+        return super().get_queryset(request).annotate(_conversations=Count("conversations"))
+
+    @admin.display(description=_("conversations"), ordering="_conversations")
+    def conversation_count(self, obj: Customer) -> int:
+        return obj._conversations
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return superuser_only_delete(request)
+
+
+# --- Conversation --------------------------------------------------------------------------------
+
+
+class LatestMessagesFormSet(BaseInlineFormSet):
+    def get_queryset(self) -> QuerySet[Message]:
+        if not hasattr(self, "_latest"):
+            qs = super().get_queryset()
+            latest = qs.order_by("-wa_timestamp", "-id").values("pk")[:INLINE_MESSAGES]
+            # One query: the latest N by id, shown oldest first like the chat itself.
+            self._latest = (
+                Message.objects.filter(pk__in=Subquery(latest))
+                .defer("raw", "payload", "content", "pricing", "edit_history")
+                .order_by("wa_timestamp", "id")
+            )
+        return self._latest
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    formset = LatestMessagesFormSet
+    fields = ("wa_timestamp", "direction", "sender_kind", "type", "preview", "status", "media_status")
+    readonly_fields = fields
+    show_change_link = True
+    extra = 0
+    verbose_name_plural = _("latest messages")
+
+    @admin.display(description=_("text"))
+    def preview(self, obj: Message) -> str:
+        return message_preview(obj)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def message_preview(obj: Message) -> str:
+    text = obj.text or obj.caption or obj.media_filename
+    if not text:
+        return f"[{obj.type}]"
+    # Returned as plain text: the admin escapes it when rendering.
+    return Truncator(" ".join(text.split())).chars(PREVIEW_CHARS)
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "customer",
+        "inbox",
+        "status",
+        "assignee",
+        "opened",
+        "last_message",
+        "referral_headline",
+    )
+    list_display_links = ("id", "customer")
+    list_filter = ("status", "inbox")
+    list_select_related = ("customer", "inbox", "assignee")
+    search_fields = ("customer__name", "customer__phone", "=customer__wa_id")
+    date_hierarchy = "opened"
+    raw_id_fields = ("inbox", "customer", "assignee")
+    # Moving a conversation to another customer or inbox would mix two people's histories;
+    # only status and assignee stay editable, as an escape hatch for supervisors.
+    readonly_fields = (
+        "inbox",
+        "customer",
+        "opened",
+        "closed",
+        "last_inbound",
+        "last_message",
+        "window_closes",
+        "ctwa_clid",
+        "referral_source",
+        "referral_headline",
+        "referral_pretty",
+        "all_messages",
+        "created",
+        "updated",
+    )
+    fieldsets = (
+        (None, {"fields": ("inbox", "customer", "status", "assignee")}),
+        (
+            _("Dates"),
+            {"fields": ("opened", "closed", "last_inbound", "last_message", "window_closes", "created", "updated")},
+        ),
+        (
+            _("Ad referral"),
+            {
+                "fields": ("referral_headline", "referral_source", "ctwa_clid", "referral_pretty"),
+                "classes": ["collapse"],
+            },
+        ),
+        (_("Messages"), {"fields": ("all_messages",)}),
+    )
+    inlines = (MessageInline,)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Conversations open when a customer writes (intake) or when we send a template.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return superuser_only_delete(request)
+
+    @admin.display(description=_("service window closes"))
+    def window_closes(self, obj: Conversation) -> Any:
+        return obj.window_closes_at() or "—"
+
+    @admin.display(description=_("ad referral"))
+    def referral_pretty(self, obj: Conversation) -> str:
+        return pretty_json(obj.referral)
+
+    @admin.display(description=_("all messages"))
+    def all_messages(self, obj: Conversation) -> str:
+        if obj.pk is None:
+            return "—"
+        url = reverse("admin:conversations_message_changelist") + f"?conversation={obj.pk}"
+        count = obj.messages.count()
+        label = ngettext("%(count)d message", "%(count)d messages", count) % {"count": count}
+        return format_html('<a href="{}">{}</a>', url, label)
+
+
+# --- Message -----------------------------------------------------------------------------------
+
+MESSAGE_JSON_FIELDS = ("content", "raw", "payload", "pricing", "edit_history", "reactions", "referral")
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = (
+        "wa_timestamp",
+        "conversation",
+        "direction",
+        "sender_kind",
+        "type",
+        "preview",
+        "status",
+        "media_status",
+        "error_code",
+    )
+    list_display_links = ("wa_timestamp",)
+    list_filter = ("direction", "type", "status", "media_status", "sender_kind")
+    list_select_related = ("conversation__customer",)
+    search_fields = ("text", "caption", "=wamid")
+    date_hierarchy = "wa_timestamp"
+    ordering = ("-wa_timestamp", "-id")
+    # Counting every message on each page load gets slow; the paginator shows "more" instead.
+    show_full_result_count = False
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "conversation_link",
+                    "direction",
+                    "sender_kind",
+                    "sender",
+                    "type",
+                    "text",
+                    "caption",
+                    "wamid",
+                    "wa_timestamp",
+                    "reply_to_link",
+                    "context_wamid",
+                    "forwarded",
+                    "frequently_forwarded",
+                    "edited",
+                    "revoked",
+                )
+            },
+        ),
+        (
+            _("Delivery"),
+            {
+                "fields": (
+                    "status",
+                    "sent_at",
+                    "delivered_at",
+                    "read_at",
+                    "played_at",
+                    "failed_at",
+                    "error_code",
+                    "error_title",
+                    "error_details",
+                    "send_attempts",
+                    "send_started",
+                )
+            },
+        ),
+        (
+            _("Media"),
+            {
+                "fields": (
+                    "media_id",
+                    "media",
+                    "media_mime",
+                    "media_size",
+                    "media_sha256",
+                    "media_filename",
+                    "media_status",
+                    "media_attempts",
+                    "media_error",
+                )
+            },
+        ),
+        (
+            _("Raw data"),
+            {
+                "fields": (
+                    "content_pretty",
+                    "reactions_pretty",
+                    "edit_history_pretty",
+                    "referral_pretty",
+                    "pricing_pretty",
+                    "payload_pretty",
+                    "raw_pretty",
+                    "event_link",
+                    "uuid",
+                    "created",
+                    "updated",
+                ),
+                "classes": ["collapse"],
+            },
+        ),
+    )
+    actions = ("retry_media_download",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
+        # The raw JSON columns can be kilobytes per row and the list never shows them; the
+        # change page loads them on demand.
+        return super().get_queryset(request).defer("raw", "payload", "content", "pricing", "edit_history")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [name for _title, options in self.fieldsets for name in options["fields"]]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A message is a record of what was said; nobody rewrites it from the admin.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return superuser_only_delete(request)
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+    @admin.display(description=_("text"))
+    def preview(self, obj: Message) -> str:
+        return message_preview(obj)
+
+    @admin.display(description=_("conversation"))
+    def conversation_link(self, obj: Message) -> str:
+        return admin_link(obj.conversation)
+
+    @admin.display(description=_("reply to"))
+    def reply_to_link(self, obj: Message) -> str:
+        return admin_link(obj.reply_to)
+
+    @admin.display(description=_("webhook event"))
+    def event_link(self, obj: Message) -> str:
+        if obj.event_id is None:
+            return "—"
+        # Linked by id: loading the event would read its body, up to 3 MB.
+        url = reverse("admin:conversations_webhookevent_change", args=[obj.event_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.event_id)
+
+    @admin.display(description=_("content"))
+    def content_pretty(self, obj: Message) -> str:
+        return pretty_json(obj.content)
+
+    @admin.display(description=_("reactions"))
+    def reactions_pretty(self, obj: Message) -> str:
+        return pretty_json(obj.reactions)
+
+    @admin.display(description=_("edit history"))
+    def edit_history_pretty(self, obj: Message) -> str:
+        return pretty_json(obj.edit_history)
+
+    @admin.display(description=_("referral"))
+    def referral_pretty(self, obj: Message) -> str:
+        return pretty_json(obj.referral)
+
+    @admin.display(description=_("pricing"))
+    def pricing_pretty(self, obj: Message) -> str:
+        return pretty_json(obj.pricing)
+
+    @admin.display(description=_("send payload"))
+    def payload_pretty(self, obj: Message) -> str:
+        return pretty_json(obj.payload)
+
+    @admin.display(description=_("raw"))
+    def raw_pretty(self, obj: Message) -> str:
+        return pretty_json(obj.raw)
+
+    @admin.action(description=_("Retry media download"), permissions=("retry",))
+    def retry_media_download(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        # Imported here: the media module pulls in the Graph API client, which the rest of the
+        # admin does not need.
+        from conversations.media import retry_media_download
+
+        retried = failed = 0
+        # Only inbound files can be fetched from Meta; our own uploads have nothing to download.
+        candidates = queryset.filter(direction=Message.Direction.IN).exclude(media_id="")
+        skipped = queryset.count() - candidates.count()
+        for message in candidates.order_by("pk").iterator():
+            try:
+                retry_media_download(message)
+            except ValueError:
+                skipped += 1
+            except Exception:
+                logger.exception("admin: retrying the media download of message %s failed", message.pk)
+                failed += 1
+            else:
+                retried += 1
+        self.message_user(
+            request,
+            gettext(
+                "Media download retried for %(retried)d messages; %(skipped)d without a file to download "
+                "skipped; %(failed)d errors."
+            )
+            % {"retried": retried, "skipped": skipped, "failed": failed},
+            messages.WARNING if failed else messages.SUCCESS,
+        )
+
+
+# --- WebhookEvent ------------------------------------------------------------------------------
+
+
+def event_body_text(body: bytes | memoryview | None) -> str:
+    """The stored body for display: indented when it is JSON, else the text as received."""
+    if body is None:
+        return ""
+    text = bytes(body).decode("utf-8", errors="replace")
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(admin.ModelAdmin):
+    list_display = ("id", "received", "state", "signature_valid", "inbox", "fields", "attempts", "short_notes")
+    list_filter = ("state", "signature_valid", "inbox", "fields")
+    list_select_related = ("inbox",)
+    search_fields = ("=body_sha256", "notes", "last_error")
+    date_hierarchy = "received"
+    show_full_result_count = False
+    fields = (
+        "received",
+        "state",
+        "signature_valid",
+        "signature",
+        "remote_addr",
+        "inbox",
+        "fields",
+        "attempts",
+        "next_attempt",
+        "processed",
+        "notes",
+        "last_error",
+        "body_sha256",
+        "body_pretty",
+        "messages_link",
+    )
+    readonly_fields = fields
+    actions = ("reprocess",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookEvent]:
+        # Bodies reach 3 MB; only the change page reads one.
+        return super().get_queryset(request).defer("body")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The body is kept byte for byte as Meta sent it: nobody edits it.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return superuser_only_delete(request)
+
+    def has_reprocess_permission(self, request: HttpRequest) -> bool:
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+    @admin.display(description=_("notes"))
+    def short_notes(self, obj: WebhookEvent) -> str:
+        return Truncator(" · ".join(obj.notes.splitlines())).chars(80)
+
+    @admin.display(description=_("body"))
+    def body_pretty(self, obj: WebhookEvent) -> str:
+        return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', event_body_text(obj.body))
+
+    @admin.display(description=_("messages"))
+    def messages_link(self, obj: WebhookEvent) -> str:
+        count = obj.messages.count()
+        if not count:
+            return "—"
+        url = reverse("admin:conversations_message_changelist") + f"?event={obj.pk}"
+        label = ngettext("%(count)d message", "%(count)d messages", count) % {"count": count}
+        return format_html('<a href="{}">{}</a>', url, label)
+
+    @admin.action(description=_("Reprocess selected events"), permissions=("reprocess",))
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
+        # Imported here so this module does not load the whole intake pipeline at startup.
+        from conversations.whatsapp.intake import process_event
+
+        unsigned = queryset.filter(signature_valid=False).count()
+        states: Counter[str] = Counter()
+        busy = 0
+        for pk in queryset.filter(signature_valid=True).order_by("received", "pk").values_list("pk", flat=True):
+            # Each event runs in its own transaction, as the sweep does; dedupe by wamid makes
+            # reprocessing an already applied event harmless.
+            event = process_event(pk, force=True)
+            if event is None:
+                busy += 1  # locked by a worker processing it right now
+            else:
+                states[event.state] += 1
+        labels = dict(WebhookEvent.State.choices)
+        summary = ", ".join(f"{labels.get(state, state)}: {count}" for state, count in sorted(states.items()))
+        text = gettext(
+            "Reprocessed %(count)d events (%(summary)s). Skipped %(unsigned)d with an invalid signature "
+            "and %(busy)d being processed right now."
+        ) % {"count": sum(states.values()), "summary": summary or "—", "unsigned": unsigned, "busy": busy}
+        trouble = states[WebhookEvent.State.FAILED] or states[WebhookEvent.State.FLAGGED] or unsigned or busy
+        self.message_user(request, text, messages.WARNING if trouble else messages.SUCCESS)
+
+
+# --- OrphanStatus ------------------------------------------------------------------------------
+
+
+@admin.register(OrphanStatus)
+class OrphanStatusAdmin(admin.ModelAdmin):
+    list_display = ("wamid", "status", "timestamp", "event", "created")
+    list_filter = ("status",)
+    list_select_related = ("event",)
+    search_fields = ("=wamid",)
+    date_hierarchy = "timestamp"
+    fields = ("wamid", "status", "timestamp", "event", "data_pretty", "created")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OrphanStatus]:
+        return super().get_queryset(request).defer("event__body")
+
+    @admin.display(description=_("data"))
+    def data_pretty(self, obj: OrphanStatus) -> str:
+        return pretty_json(obj.data)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return superuser_only_delete(request)
