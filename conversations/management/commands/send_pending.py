@@ -1,0 +1,33 @@
+"""Manual run of the outbound sweep: ``manage.py send_pending [--all] [--queue]``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from conversations import outbound, tasks
+
+
+class Command(BaseCommand):
+    help = "Send outbound messages still waiting (lost tasks, unconfirmed sends past the confirmation window)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--all", action="store_true", help="Include pending messages younger than a minute.")
+        parser.add_argument("--queue", action="store_true", help="Queue Celery tasks instead of sending inline.")
+        parser.add_argument("--limit", type=int, default=500)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        # Unconfirmed rows go back to pending and are queued by reconcile itself.
+        requeued = outbound.reconcile_unconfirmed(limit=options["limit"])
+        due = outbound.due_pending(min_age=0 if options["all"] else 60, limit=options["limit"])
+        results: dict[str, int] = {}
+        for message_id in due:
+            if options["queue"]:
+                tasks.enqueue(tasks.send_message, message_id)
+                result = "queued"
+            else:
+                result = outbound.deliver(message_id).result
+            results[result] = results.get(result, 0) + 1
+        summary = ", ".join(f"{name}: {count}" for name, count in sorted(results.items())) or "nothing pending"
+        self.stdout.write(f"unconfirmed queued again: {len(requeued)}; {summary}")
