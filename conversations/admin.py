@@ -19,12 +19,12 @@ from django.db.models import Count, F, Q, QuerySet, Subquery
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from conversations import services
 from conversations.models import (
     Alert,
     Conversation,
@@ -174,8 +174,7 @@ class InboxAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Resume sending (clear the pause reason)"), permissions=("change",))
     def resume_sending(self, request: HttpRequest, queryset: QuerySet[Inbox]) -> None:
-        # TODO: call services.resume_sending(inbox) (with an audit record) once it exists.
-        count = queryset.exclude(sending_paused_reason="").update(sending_paused_reason="", updated=timezone.now())
+        count = sum(services.resume_sending(inbox) for inbox in queryset)
         self.message_user(
             request,
             ngettext("Sending resumed for %(count)d inbox.", "Sending resumed for %(count)d inboxes.", count)
@@ -225,7 +224,7 @@ class AlertAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Mark resolved"), permissions=("change",))
     def mark_resolved(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
-        count = queryset.filter(resolved__isnull=True).update(resolved=timezone.now())
+        count = sum(services.resolve_alert(alert) for alert in queryset)
         self.message_user(
             request,
             ngettext("%(count)d alert marked resolved.", "%(count)d alerts marked resolved.", count) % {"count": count},

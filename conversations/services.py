@@ -80,6 +80,29 @@ def raise_alert(inbox: Inbox | None, kind: str, title: str, *, code: int | None 
 def pause_sending(inbox: Inbox, reason: str) -> None:
     Inbox.objects.filter(pk=inbox.pk).update(sending_paused_reason=reason, updated=timezone.now())
     inbox.sending_paused_reason = reason
+    logger.warning("inbox %s: sending paused: %s", inbox.pk, reason)
+
+
+def resume_sending(inbox: Inbox) -> bool:
+    """An admin fixed the token or the account: allow sends again. Returns whether it was paused."""
+    changed = (
+        Inbox.objects.filter(pk=inbox.pk)
+        .exclude(sending_paused_reason="")
+        .update(sending_paused_reason="", updated=timezone.now())
+    )
+    inbox.sending_paused_reason = ""
+    if changed:
+        logger.info("inbox %s: sending resumed", inbox.pk)
+    return bool(changed)
+
+
+def resolve_alert(alert: Alert) -> bool:
+    """Mark an open alert resolved; returns False when it already was."""
+    now = timezone.now()
+    changed = Alert.objects.filter(pk=alert.pk, resolved__isnull=True).update(resolved=now)
+    if changed:
+        alert.resolved = now
+    return bool(changed)
 
 
 # --- Customers ----------------------------------------------------------------------------
