@@ -181,3 +181,14 @@ def status_payload(wamid: str, status: str, timestamp: int, *, errors: list | No
             }
         ],
     }
+
+
+@pytest.fixture
+def english(settings: Any) -> Iterator[None]:
+    """For tests that assert user-facing text: the msgids are English, the default is pt-BR.
+    LANGUAGE_CODE too, because each test-client request activates the request's language."""
+    from django.utils import translation
+
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield

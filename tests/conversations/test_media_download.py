@@ -15,7 +15,7 @@ from tests.fake_graph import FakeGraph, Reply, graph_error, sha256_b64, sha256_h
 
 pytest_plugins = ["tests.conftest_graph"]
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("english")]
 
 JPEG = b"\xff\xd8\xff\xe0" + b"fake jpeg bytes " * 1000
 

@@ -18,7 +18,7 @@ from tests.fake_graph import FakeGraph, Reply, graph_error
 
 pytest_plugins = ["tests.conftest_graph"]
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("english")]
 
 
 @pytest.fixture
