@@ -155,7 +155,7 @@ def test_it_lists_messages_in_a_bounded_number_of_queries(admin_client, inbox, d
         record(inbox, f"wamid.Q{n}-out", "resposta", wa_id=f"55119876500{n:02d}", direction=Message.Direction.OUT)
 
     # when / then: session, user, the page, the filters' distinct types (same count for 2 or 200 rows)
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(8):
         response = admin_client.get(reverse("admin:conversations_message_changelist"))
     assert response.status_code == 200
     assert len(response.context["cl"].result_list) == 24
@@ -169,7 +169,7 @@ def test_it_lists_webhook_events_in_a_bounded_number_of_queries(
         store(text_payload(f"wamid.E{n}", f"oi {n}"))
     store(b"not json", valid=False)
 
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         response = admin_client.get(reverse("admin:conversations_webhookevent_changelist"))
     assert response.status_code == 200
     assert len(response.context["cl"].result_list) == 11
@@ -182,9 +182,9 @@ def test_it_lists_conversations_and_customers_in_a_bounded_number_of_queries(
     for n in range(10):
         record(inbox, f"wamid.C{n}", wa_id=f"55219876500{n:02d}")
 
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         conversations = admin_client.get(reverse("admin:conversations_conversation_changelist"))
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(8):
         customers = admin_client.get(reverse("admin:conversations_customer_changelist"))
 
     assert len(conversations.context["cl"].result_list) == 10
@@ -202,7 +202,7 @@ def test_it_shows_only_the_latest_messages_on_the_conversation_page(
     conversation = Conversation.objects.get()
 
     # when
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(11):
         response = admin_client.get(reverse("admin:conversations_conversation_change", args=[conversation.pk]))
 
     # then: the latest 50, oldest first, and a link to all 55
@@ -526,3 +526,28 @@ def test_it_links_a_conversation_and_an_event_to_their_messages(admin_client, in
     # then
     assert [m.wamid for m in by_conversation.context["cl"].result_list] == ["wamid.F1"]
     assert [m.wamid for m in by_event.context["cl"].result_list] == ["wamid.F1"]
+
+
+@pytest.mark.django_db
+def test_it_shows_open_alerts_in_the_admin_header(admin_client, inbox) -> None:
+    # given
+    from conversations import services
+
+    services.raise_alert(inbox, "token", "Access token expired", code=190)
+    resolved = services.raise_alert(inbox, "account", "Account restricted", code=368)
+    services.resolve_alert(resolved)
+
+    # when
+    page = admin_client.get("/admin/").content.decode()
+
+    # then
+    assert 'id="atende-alerts"' in page
+    assert "1 alerta aberto" in page
+    assert "/admin/conversations/alert/?open=yes" in page
+
+
+@pytest.mark.django_db
+def test_it_shows_no_alert_banner_when_all_are_resolved(admin_client, inbox) -> None:
+    page = admin_client.get("/admin/").content.decode()
+
+    assert 'id="atende-alerts"' not in page
