@@ -64,7 +64,15 @@ class Bench:
         return path
 
     def backlog(self) -> int:
-        return int(self.redis.llen("celery"))
+        """Events stored but not yet processed: pending or queued in the database, whatever
+        the broker holds (the dispatcher moves them from one to the other)."""
+        import psycopg
+
+        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM conversations_webhookevent WHERE state IN ('pending', 'queued')"
+            ).fetchone()
+        return int(row[0])
 
     def wait_quiet(self) -> float:
         """Wait (up to --quiet-wait seconds) for other processes to leave the CPUs alone.

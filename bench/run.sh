@@ -89,7 +89,9 @@ start() {  # start NAME CMD...: run in its own process group, log to $WORK/NAME.
     eval "${name^^}_PID=$!"
 }
 start_worker() {
-    start celery "$PY" -m celery -A config worker --hostname "atende-bench@%h" --loglevel INFO
+    # -B: beat in the same process group, for the dispatcher that hands stored events to the
+    # worker every WEBHOOK_DISPATCH_SECONDS (its CPU counts as Celery's).
+    start celery "$PY" -m celery -A config worker -B --hostname "atende-bench@%h" --loglevel INFO
 }
 start gunicorn "$PY" -m gunicorn -c config/gunicorn.conf.py config.wsgi:application
 start_worker
@@ -116,14 +118,14 @@ phases() {  # phases LABEL TITLE CELERY_PID [extra args]
 RESULTS=()
 
 log "run 1: Celery worker on"
-phases on "Celery worker on (1 worker, prefork, concurrency = nproc)" "$CELERY_PID" --rates "$RATES"
+phases on "Celery worker and beat on (1 worker, prefork, concurrency = nproc)" "$CELERY_PID" --rates "$RATES"
 
 if [ "$WORKER_OFF_RUN" = 1 ]; then
-    log "run 2: Celery worker off (tasks pile up in Redis)"
+    log "run 2: Celery worker and beat off (events wait in the database)"
     kill -TERM -- "-$CELERY_PID"
     for _ in $(seq 100); do kill -0 "$CELERY_PID" 2>/dev/null || break; sleep 0.2; done
     redis-cli -u "$REDIS" del celery >/dev/null
-    phases off "Celery worker off" 0 --rates "300,1000"
+    phases off "Celery worker and beat off" 0 --rates "300,1000"
 fi
 
 log "results"

@@ -148,7 +148,7 @@ if DATABASE_URL:
         "default": dj_database_url.parse(
             DATABASE_URL,
             conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
-            conn_health_checks=True,
+            conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", False),
         )
     }
 else:
@@ -210,9 +210,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
-    "sweep-pending-webhooks": {
-        "task": "conversations.tasks.sweep_webhook_events",
-        "schedule": env_float("WEBHOOK_SWEEP_SECONDS", 60.0),
+    # Webhook events are handed to the workers by this task, not by the webhook request.
+    "dispatch-webhook-events": {
+        "task": "conversations.tasks.dispatch_webhook_events",
+        "schedule": env_float("WEBHOOK_DISPATCH_SECONDS", 1.0),
     },
     "sweep-media-downloads": {
         "task": "conversations.tasks.sweep_media_downloads",

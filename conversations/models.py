@@ -361,10 +361,12 @@ class OrphanStatus(models.Model):
 
 class WebhookEventQuerySet(models.QuerySet["WebhookEvent"]):
     def due(self, now: timezone.datetime | None = None) -> WebhookEventQuerySet:
-        """Events the sweep should (re)process: pending, or failed with retries left and due."""
+        """Events to hand to a worker: pending; failed and due for a retry; or queued so long
+        ago that the task must have been lost (its next_attempt is the give-up time)."""
         now = now or timezone.now()
         return self.filter(
-            Q(state=WebhookEvent.State.PENDING) | Q(state=WebhookEvent.State.FAILED, next_attempt__lte=now),
+            Q(state=WebhookEvent.State.PENDING)
+            | Q(state__in=[WebhookEvent.State.FAILED, WebhookEvent.State.QUEUED], next_attempt__lte=now),
             signature_valid=True,
             attempts__lt=settings.WEBHOOK_MAX_ATTEMPTS,
         )
@@ -375,6 +377,7 @@ class WebhookEvent(models.Model):
 
     class State(models.TextChoices):
         PENDING = "pending", _("Pending")
+        QUEUED = "queued", _("Queued for processing")
         DONE = "done", _("Processed")
         FAILED = "failed", _("Failed (will retry)")
         # Kept but not applied: unknown phone number, partial envelope, not WhatsApp.
@@ -406,7 +409,7 @@ class WebhookEvent(models.Model):
             # The sweep scans only unfinished events.
             models.Index(
                 fields=["state", "received"],
-                condition=Q(state__in=["pending", "failed"]),
+                condition=Q(state__in=["pending", "queued", "failed"]),
                 name="conv_event_todo_idx",
             ),
             models.Index(fields=["body_sha256"], name="conv_event_sha_idx"),

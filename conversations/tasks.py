@@ -8,6 +8,7 @@ from typing import Any
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from conversations.models import WebhookEvent
@@ -32,24 +33,51 @@ def process_webhook_event(event_id: int) -> None:
     intake.process_event(event_id)
 
 
-@shared_task(ignore_result=True)
-def sweep_webhook_events(limit: int = 500) -> int:
-    """Process events left pending (broker was down, worker died) or failed and due again.
-    Fresh pending events are skipped: their task is most likely still in the queue."""
-    now = timezone.now()
-    due = (
-        WebhookEvent.objects.due(now)
-        .exclude(state=WebhookEvent.State.PENDING, received__gt=now - timedelta(seconds=30))
-        .order_by("received")
-        .values_list("pk", flat=True)[:limit]
-    )
-    count = 0
-    for event_id in list(due):
+@shared_task(acks_late=True, ignore_result=True)
+def process_webhook_events(event_ids: list[int]) -> None:
+    """A batch handed out by dispatch_webhook_events."""
+    for event_id in event_ids:
         intake.process_event(event_id)
-        count += 1
-    if count:
-        logger.info("webhook sweep processed %s events", count)
-    return count
+
+
+# A queued event whose task has not run by then is handed out again (a lost message, a worker
+# killed without acks_late taking effect); processing is idempotent, so a late duplicate is harmless.
+REQUEUE_AFTER = timedelta(minutes=10)
+DISPATCH_CHUNK = 50
+
+
+@shared_task(ignore_result=True)
+def dispatch_webhook_events(limit: int = 2000) -> int:
+    """Hand pending events (and failed ones due for a retry) to the workers, in batches.
+
+    Runs every WEBHOOK_DISPATCH_SECONDS from beat. The webhook view does not publish a task
+    per request: that cost more than storing the event (docs/benchmarks.md), and this also
+    covers everything the broker missed while it was down."""
+    now = timezone.now()
+    with transaction.atomic():
+        # SKIP LOCKED: two dispatchers (or a slow one overlapping the next run) never hand out
+        # the same event twice.
+        ids = list(
+            WebhookEvent.objects.due(now)
+            .select_for_update(skip_locked=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if not ids:
+            return 0
+        WebhookEvent.objects.filter(pk__in=ids).update(
+            state=WebhookEvent.State.QUEUED, next_attempt=now + REQUEUE_AFTER
+        )
+    for start in range(0, len(ids), DISPATCH_CHUNK):
+        chunk = ids[start : start + DISPATCH_CHUNK]
+        if not enqueue(process_webhook_events, chunk):
+            # Broker down: give the rest back so the next run (or replay_webhooks) takes them.
+            WebhookEvent.objects.filter(pk__in=ids[start:], state=WebhookEvent.State.QUEUED).update(
+                state=WebhookEvent.State.PENDING, next_attempt=None
+            )
+            return start
+    logger.info("dispatched %s webhook events", len(ids))
+    return len(ids)
 
 
 @shared_task(bind=True, acks_late=True, ignore_result=True)

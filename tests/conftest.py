@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +193,24 @@ def english(settings: Any) -> Iterator[None]:
     settings.LANGUAGE_CODE = "en"
     with translation.override("en"):
         yield
+
+
+@contextmanager
+def broker_down() -> Iterator[None]:
+    """A real (not eager) Celery whose broker is a port where nothing listens."""
+    from config.celery import app
+
+    def point_at(url: str) -> None:
+        app.conf.broker_url = url
+        app.close()
+        # The producer pool keeps connections to the old URL across app.close().
+        app.amqp._producer_pool = None
+
+    previous = app.conf.broker_url
+    app.conf.task_always_eager = False
+    point_at("redis://127.0.0.1:9/0")
+    try:
+        yield
+    finally:
+        point_at(previous)
+        app.conf.task_always_eager = True

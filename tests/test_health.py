@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import broker_down
+
 
 @pytest.mark.django_db
 def test_it_reports_healthy_services(client, settings) -> None:
@@ -37,21 +39,13 @@ def test_it_pings_the_real_redis_and_broker_in_production_mode(client, settings)
 
 @pytest.mark.django_db
 def test_it_answers_503_when_redis_is_unreachable(client, settings) -> None:
-    from config.celery import app
-
     # given: Redis and the broker point at a port where nothing listens
     settings.REDIS_URL = "redis://127.0.0.1:9/0"
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    app.conf.task_always_eager = False
-    previous = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:9/0"
-    app.close()
-    try:
-        # when
+
+    # when
+    with broker_down():
         response = client.get("/health/")
-    finally:
-        app.conf.broker_url = previous
-        app.close()
 
     # then
     body = response.json()

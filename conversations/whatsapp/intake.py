@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+import psycopg
+from django.db import connection, transaction
 from django.utils import timezone
 
 from conversations import events, services
@@ -405,9 +406,17 @@ def _interactive_text(content: dict) -> str:
 # --- Webhook events: store before answering, process after ----------------------------------
 
 
+_INSERT_EVENT = (
+    "INSERT INTO conversations_webhookevent (received, body, body_sha256, signature, signature_valid,"
+    " remote_addr, state, fields, attempts, last_error, notes) VALUES (%s, %s, %s, %s, %s, %s, %s, '', 0, '', '')"
+    " RETURNING id"
+)
+
+
 def store_event(body: bytes, *, signature: str, signature_valid: bool, remote_addr: str | None) -> WebhookEvent:
     """Keep the body byte for byte. Runs in autocommit, so the row is durable before the 200."""
-    return WebhookEvent.objects.create(
+    event = WebhookEvent(
+        received=timezone.now(),
         body=body,
         body_sha256=hashlib.sha256(body).hexdigest(),
         signature=signature[:200],
@@ -415,6 +424,31 @@ def store_event(body: bytes, *, signature: str, signature_valid: bool, remote_ad
         remote_addr=remote_addr,
         state=WebhookEvent.State.PENDING if signature_valid else WebhookEvent.State.REJECTED,
     )
+    if connection.vendor != "postgresql":
+        event.save(force_insert=True)
+        return event
+    # The webhook's hot path: the ORM's INSERT costs about 0.39 ms of CPU against 0.13 ms for
+    # this prepared statement with server-side binding (the body goes as binary, not as an
+    # escaped literal). docs/benchmarks.md has the figures.
+    connection.ensure_connection()
+    # wrap_database_errors turns psycopg's errors into Django's (the view answers 503 on those).
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(
+            _INSERT_EVENT,
+            (
+                event.received,
+                event.body,
+                event.body_sha256,
+                event.signature,
+                event.signature_valid,
+                event.remote_addr,
+                event.state,
+            ),
+            prepare=True,
+        )
+        event.pk = cursor.fetchone()[0]
+    event._state.adding = False
+    return event
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -430,7 +464,11 @@ def process_event(event_id: int, *, force: bool = False) -> WebhookEvent | None:
         event = WebhookEvent.objects.select_for_update(skip_locked=True).filter(pk=event_id).first()
         if event is None or not event.signature_valid:
             return event
-        if not force and event.state not in (WebhookEvent.State.PENDING, WebhookEvent.State.FAILED):
+        if not force and event.state not in (
+            WebhookEvent.State.PENDING,
+            WebhookEvent.State.QUEUED,
+            WebhookEvent.State.FAILED,
+        ):
             return event
         try:
             report = process_body(bytes(event.body), event_id=event.pk, received=event.received)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from conversations import services, tasks
 from conversations.models import Conversation, Customer, Inbox, Message, OrphanStatus, WebhookEvent
 from conversations.whatsapp import intake
-from tests.conftest import load_sample, status_payload, text_payload
+from tests.conftest import broker_down, load_sample, status_payload, text_payload
 
 
 @pytest.mark.django_db
@@ -456,34 +456,26 @@ def test_it_flags_an_unknown_phone_number_and_applies_it_once_the_inbox_exists(i
 
 
 @pytest.mark.django_db
-def test_it_keeps_the_event_stored_and_answers_200_when_the_broker_is_down(inbox, post_webhook, settings) -> None:
+def test_it_keeps_the_event_stored_and_answers_200_when_the_broker_is_down(inbox, post_webhook) -> None:
     # given: a real (non-eager) Celery pointed at a broker port where nothing listens
-    from config.celery import app
-
-    app.conf.task_always_eager = False
-    previous = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:9/0"
-    app.close()
-    try:
+    with broker_down():
         started = timezone.now()
         # when
         response = post_webhook(text_payload("wamid.BROKERDOWN"))
         elapsed = timezone.now() - started
-    finally:
-        app.conf.broker_url = previous
-        app.close()  # drops the pooled connections to the dead broker
-        app.conf.task_always_eager = True
 
-    # then: answered, stored, not yet processed
+        # and the dispatcher runs while the broker is still down
+        assert tasks.dispatch_webhook_events() == 0
+
+    # then: answered at once, stored, not yet processed
     assert response.status_code == 200
     assert elapsed < timedelta(seconds=10)
     event = WebhookEvent.objects.get()
     assert event.state == "pending"
     assert Message.objects.count() == 0
 
-    # when: the broker is back and the sweep runs
-    WebhookEvent.objects.filter(pk=event.pk).update(received=timezone.now() - timedelta(minutes=2))
-    processed = tasks.sweep_webhook_events()
+    # when: the broker is back and the dispatcher runs
+    processed = tasks.dispatch_webhook_events()
 
     # then
     assert processed == 1
@@ -493,15 +485,14 @@ def test_it_keeps_the_event_stored_and_answers_200_when_the_broker_is_down(inbox
 
 
 @pytest.mark.django_db
-def test_it_replays_pending_events_from_the_sweep_only_once(inbox) -> None:
+def test_it_dispatches_pending_events_only_once(inbox) -> None:
     # given
     body = json.dumps(text_payload("wamid.SWEEP")).encode()
-    event = intake.store_event(body, signature="", signature_valid=True, remote_addr=None)
-    WebhookEvent.objects.filter(pk=event.pk).update(received=timezone.now() - timedelta(minutes=5))
+    intake.store_event(body, signature="", signature_valid=True, remote_addr=None)
 
     # when
-    first = tasks.sweep_webhook_events()
-    second = tasks.sweep_webhook_events()
+    first = tasks.dispatch_webhook_events()
+    second = tasks.dispatch_webhook_events()
 
     # then
     assert (first, second) == (1, 0)
@@ -545,7 +536,7 @@ def test_it_keeps_a_failed_event_with_its_error_and_retries_it(inbox) -> None:
 
     # when: the retry comes due
     WebhookEvent.objects.filter(pk=event.pk).update(next_attempt=timezone.now() - timedelta(seconds=1))
-    tasks.sweep_webhook_events()
+    tasks.dispatch_webhook_events()
 
     # then
     event.refresh_from_db()
@@ -580,3 +571,70 @@ def test_it_flags_a_body_nested_too_deep_to_parse(inbox, post_webhook) -> None:
     event = WebhookEvent.objects.get()
     assert event.state == "flagged"
     assert "RecursionError" in event.notes
+
+
+@pytest.mark.django_db
+def test_it_leaves_processing_to_the_dispatcher_in_production_mode(inbox, post_webhook) -> None:
+    # given: a real broker setup (not the embedded mode's inline tasks)
+    from config.celery import app
+
+    app.conf.task_always_eager = False
+    try:
+        # when
+        response = post_webhook(text_payload("wamid.LATER2"))
+    finally:
+        app.conf.task_always_eager = True
+
+    # then: stored and answered; the request itself publishes nothing
+    assert response.status_code == 200
+    assert WebhookEvent.objects.get().state == "pending"
+    assert Message.objects.count() == 0
+
+    # when
+    assert tasks.dispatch_webhook_events() == 1
+
+    # then
+    assert WebhookEvent.objects.get().state == "done"
+    assert Message.objects.get().wamid == "wamid.LATER2"
+
+
+@pytest.mark.django_db
+def test_it_gives_events_back_when_the_broker_refuses_the_dispatch(inbox) -> None:
+    # given: two pending events and a broker that cannot be reached
+    for wamid in ("wamid.D1", "wamid.D2"):
+        intake.store_event(
+            json.dumps(text_payload(wamid)).encode(), signature="", signature_valid=True, remote_addr=None
+        )
+
+    # when
+    with broker_down():
+        dispatched = tasks.dispatch_webhook_events()
+
+    # then: nothing is stuck as queued
+    assert dispatched == 0
+    assert set(WebhookEvent.objects.values_list("state", flat=True)) == {"pending"}
+
+    # when: the broker is back
+    assert tasks.dispatch_webhook_events() == 2
+
+    # then
+    assert Message.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_it_hands_out_again_an_event_whose_task_was_lost(inbox) -> None:
+    # given: an event queued long ago whose task never ran
+    event = intake.store_event(
+        json.dumps(text_payload("wamid.LOST")).encode(), signature="", signature_valid=True, remote_addr=None
+    )
+    WebhookEvent.objects.filter(pk=event.pk).update(state="queued", next_attempt=timezone.now() + timedelta(minutes=5))
+
+    # when: not yet given up on
+    assert tasks.dispatch_webhook_events() == 0
+
+    # when: past the give-up time
+    WebhookEvent.objects.filter(pk=event.pk).update(next_attempt=timezone.now() - timedelta(seconds=1))
+    assert tasks.dispatch_webhook_events() == 1
+
+    # then
+    assert Message.objects.get().wamid == "wamid.LOST"
