@@ -197,7 +197,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A webhook must be answered even when the broker is down: fail a publish fast (the event is
-# already committed and the sweep picks it up) instead of retrying inside the request.
+# already committed and the dispatcher picks it up) instead of retrying inside the request.
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 1.0)
 CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -712,7 +712,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
         states: Counter[str] = Counter()
         busy = 0
         for pk in queryset.filter(signature_valid=True).order_by("received", "pk").values_list("pk", flat=True):
-            # Each event runs in its own transaction, as the sweep does; dedupe by wamid makes
+            # Each event runs in its own transaction, as the workers do; dedupe by wamid makes
             # reprocessing an already applied event harmless.
             event = process_event(pk, force=True)
             if event is None:

@@ -406,7 +406,7 @@ class WebhookEvent(models.Model):
         verbose_name_plural = _("webhook events")
         ordering = ["-received", "-id"]
         indexes = [
-            # The sweep scans only unfinished events.
+            # The dispatcher scans only unfinished events.
             models.Index(
                 fields=["state", "received"],
                 condition=Q(state__in=["pending", "queued", "failed"]),

@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 def enqueue(task: Any, *args: Any, **kwargs: Any) -> bool:
     """Queue a task; never raise. If the broker is down the row is already committed and a
-    periodic sweep (or a manual command) picks it up, so the caller carries on."""
+    periodic dispatcher or sweep (or a manual command) picks it up, so the caller carries on."""
     try:
         task.apply_async(args=args, kwargs=kwargs)
         return True

@@ -458,7 +458,7 @@ def retry_delay(attempts: int) -> timedelta:
 def process_event(event_id: int, *, force: bool = False) -> WebhookEvent | None:
     """Apply one stored event. Idempotent: a second run finds every wamid already stored.
 
-    The event row stays locked while it is applied, so a sweep and a queued task never apply
+    The event row stays locked while it is applied, so a replay and a queued task never apply
     the same event at once; ``force`` reprocesses flagged or finished events (replay)."""
     with events.batched(), transaction.atomic():
         event = WebhookEvent.objects.select_for_update(skip_locked=True).filter(pk=event_id).first()

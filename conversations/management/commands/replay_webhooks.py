@@ -1,4 +1,4 @@
-"""Process stored webhook events by hand: what the periodic sweep does, plus replays.
+"""Process stored webhook events by hand: what the dispatcher hands to the workers, plus replays, inline.
 
 Safe to run while workers are up: each event is locked while it is applied (a locked one is
 skipped and reported as busy) and messages dedupe on their wamid.
@@ -20,7 +20,7 @@ BUSY = "busy"
 
 class Command(BaseCommand):
     help = (
-        "Process webhook events left pending or failed and due (like the sweep). --flagged also "
+        "Process webhook events left pending or failed and due (like the dispatcher, but inline). --flagged also "
         "replays flagged ones (e.g. after adding the missing inbox); --id replays one event."
     )
 
@@ -50,7 +50,7 @@ class Command(BaseCommand):
         return Counter([self._process(event_id, force=True)])
 
     def _many(self, *, flagged: bool, limit: int) -> Counter[str]:
-        # Unlike the sweep, fresh pending events are included: the operator asked for them now,
+        # The operator asked for them now, so they are applied here rather than queued;
         # and the row lock keeps a queued task and this command from applying one twice.
         query = Q(pk__in=WebhookEvent.objects.due().values("pk"))
         if flagged:
