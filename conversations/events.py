@@ -7,14 +7,16 @@ server-side HTML fragments; the events carry ids only, never customer text.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -46,9 +48,46 @@ def _send(items: list[tuple[list[str], dict[str, Any]]]) -> None:
                     # it on reload, so a Redis hiccup must not fail intake.
                     logger.exception("could not publish %s to %s", event.get("type"), group)
 
-    # One event loop for the whole batch: each async_to_sync call costs a loop and a Redis
-    # connection (about 8 ms), against well under 1 ms per send inside one loop.
-    async_to_sync(send_all)()
+    if isinstance(layer, InMemoryChannelLayer):
+        # The embedded mode's layer lives in the server's own event loop: run there.
+        async_to_sync(send_all)()
+    else:
+        _loop.run(send_all)
+
+
+class _PersistentLoop:
+    """One event loop per process, in a daemon thread, for publishing from sync code.
+
+    channels-redis keeps its Redis connections per event loop, so async_to_sync (a fresh loop
+    each call) paid a new connection per publish: about 8 ms of CPU, most of the cost of
+    processing a webhook message. Here the loop, and so the connection, lives on."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _ensure(self) -> asyncio.AbstractEventLoop:
+        # Per process: a Celery or gunicorn worker forked from a parent that had one does not
+        # inherit its thread.
+        if self._pid != os.getpid() or self._loop is None:
+            with self._lock:
+                if self._pid != os.getpid() or self._loop is None:
+                    loop = asyncio.new_event_loop()
+                    threading.Thread(target=loop.run_forever, name="channel-layer", daemon=True).start()
+                    self._loop, self._pid = loop, os.getpid()
+        return self._loop
+
+    def run(self, coroutine_function: Callable[[], Awaitable[None]], timeout: float = 10.0) -> None:
+        future = asyncio.run_coroutine_threadsafe(coroutine_function(), self._ensure())
+        try:
+            future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            logger.warning("live events not published within %ss", timeout)
+
+
+_loop = _PersistentLoop()
 
 
 def _deliver(groups: list[str], event: dict[str, Any]) -> None:
