@@ -73,6 +73,9 @@ export WHATSAPP_VERIFY_TOKEN="bench-verify-$(random_hex 8)"
 # Replies and media downloads the worker may attempt go nowhere: port 9 on this machine.
 export WHATSAPP_GRAPH_URL=http://127.0.0.1:9/v23.0
 export GUNICORN_BIND="127.0.0.1:$PORT"
+# No worker recycling while measuring: a restart mid-phase costs a fork and hides the CPU the
+# old worker used (its /proc entry is gone), which skewed the empty-view phase of early runs.
+export GUNICORN_MAX_REQUESTS="${GUNICORN_MAX_REQUESTS:-0}"
 export PYTHONDONTWRITEBYTECODE=1
 
 log "fresh database $DB, Redis $REDIS"
