@@ -330,4 +330,4 @@ class Command(BaseCommand):
             write(f"Verify token: {inbox.verify_token}")
             write(f"App secret:   {inbox.app_secret}")
             write("Post a signed sample:")
-            write(f"  python manage.py sign_webhook tests/fixtures/whatsapp/01_text_meta.json --post {webhook_url}")
+            write(f"  .venv/bin/python manage.py sign_webhook docs/samples/mensagem.json --post {webhook_url}")
