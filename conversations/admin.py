@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -51,6 +52,16 @@ def pretty_json(value: Any) -> str:
         return "—"
     text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
     return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', text)
+
+
+def json_display(field: str, label: Any) -> Callable[[Any, Any], str]:
+    """A read-only admin column showing one JSON field, pretty-printed and escaped."""
+
+    @admin.display(description=label)
+    def display(model_admin: Any, obj: Any) -> str:
+        return pretty_json(getattr(obj, field))
+
+    return display
 
 
 def admin_link(obj: Any, label: Any = None) -> str:
@@ -567,33 +578,13 @@ class MessageAdmin(admin.ModelAdmin):
         url = reverse("admin:conversations_webhookevent_change", args=[obj.event_id])
         return format_html('<a href="{}">#{}</a>', url, obj.event_id)
 
-    @admin.display(description=_("content"))
-    def content_pretty(self, obj: Message) -> str:
-        return pretty_json(obj.content)
-
-    @admin.display(description=_("reactions"))
-    def reactions_pretty(self, obj: Message) -> str:
-        return pretty_json(obj.reactions)
-
-    @admin.display(description=_("edit history"))
-    def edit_history_pretty(self, obj: Message) -> str:
-        return pretty_json(obj.edit_history)
-
-    @admin.display(description=_("referral"))
-    def referral_pretty(self, obj: Message) -> str:
-        return pretty_json(obj.referral)
-
-    @admin.display(description=_("pricing"))
-    def pricing_pretty(self, obj: Message) -> str:
-        return pretty_json(obj.pricing)
-
-    @admin.display(description=_("send payload"))
-    def payload_pretty(self, obj: Message) -> str:
-        return pretty_json(obj.payload)
-
-    @admin.display(description=_("raw"))
-    def raw_pretty(self, obj: Message) -> str:
-        return pretty_json(obj.raw)
+    content_pretty = json_display("content", _("content"))
+    reactions_pretty = json_display("reactions", _("reactions"))
+    edit_history_pretty = json_display("edit_history", _("edit history"))
+    referral_pretty = json_display("referral", _("referral"))
+    pricing_pretty = json_display("pricing", _("pricing"))
+    payload_pretty = json_display("payload", _("send payload"))
+    raw_pretty = json_display("raw", _("raw"))
 
     @admin.action(description=_("Retry media download"), permissions=("retry",))
     def retry_media_download(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:

@@ -116,15 +116,8 @@ def post_webhook(client: Any) -> Callable[..., Any]:
     return post
 
 
-def text_payload(
-    wamid: str,
-    body: str = "Olá",
-    *,
-    wa_id: str = "5511987654321",
-    name: str = "Maria Silva",
-    timestamp: int = 1_750_000_000,
-    phone_number_id: str = TEST_PNID,
-) -> dict:
+def envelope(value: dict, *, phone_number_id: str = TEST_PNID) -> dict:
+    """A webhook body as Meta sends it, around one change's value."""
     return {
         "object": "whatsapp_business_account",
         "entry": [
@@ -136,22 +129,29 @@ def text_payload(
                         "value": {
                             "messaging_product": "whatsapp",
                             "metadata": {"display_phone_number": "5511900000000", "phone_number_id": phone_number_id},
-                            "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
-                            "messages": [
-                                {
-                                    "from": wa_id,
-                                    "id": wamid,
-                                    "timestamp": str(timestamp),
-                                    "type": "text",
-                                    "text": {"body": body},
-                                }
-                            ],
+                            **value,
                         },
                     }
                 ],
             }
         ],
     }
+
+
+def text_payload(
+    wamid: str,
+    body: str = "Olá",
+    *,
+    wa_id: str = "5511987654321",
+    name: str = "Maria Silva",
+    timestamp: int = 1_750_000_000,
+    phone_number_id: str = TEST_PNID,
+) -> dict:
+    message = {"from": wa_id, "id": wamid, "timestamp": str(timestamp), "type": "text", "text": {"body": body}}
+    return envelope(
+        {"contacts": [{"profile": {"name": name}, "wa_id": wa_id}], "messages": [message]},
+        phone_number_id=phone_number_id,
+    )
 
 
 def status_payload(wamid: str, status: str, timestamp: int, *, errors: list | None = None, **extra: Any) -> dict:
@@ -164,24 +164,7 @@ def status_payload(wamid: str, status: str, timestamp: int, *, errors: list | No
     }
     if errors:
         item["errors"] = errors
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": "TEST_WABA",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {"display_phone_number": "5511900000000", "phone_number_id": TEST_PNID},
-                            "statuses": [item],
-                        },
-                    }
-                ],
-            }
-        ],
-    }
+    return envelope({"statuses": [item]})
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from conversations import media, tasks
 from conversations.models import Alert, Conversation, Customer, Inbox, Message
-from tests.conftest import TEST_PNID
+from tests.conftest import TEST_PNID, envelope
 from tests.fake_graph import FakeGraph, Reply, graph_error, sha256_b64, sha256_hex
 
 pytest_plugins = ["tests.conftest_graph"]
@@ -47,38 +47,9 @@ def make_media_message(conversation: Conversation) -> Callable[..., Message]:
 
 
 def image_webhook(media_id: str, sha256: str) -> dict:
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": "TEST_WABA",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {"display_phone_number": "5511900000000", "phone_number_id": TEST_PNID},
-                            "contacts": [{"profile": {"name": "Maria"}, "wa_id": "5511987654321"}],
-                            "messages": [
-                                {
-                                    "from": "5511987654321",
-                                    "id": "wamid.IMG1",
-                                    "timestamp": "1750000000",
-                                    "type": "image",
-                                    "image": {
-                                        "id": media_id,
-                                        "mime_type": "image/jpeg",
-                                        "sha256": sha256,
-                                        "caption": "Olha",
-                                    },
-                                }
-                            ],
-                        },
-                    }
-                ],
-            }
-        ],
-    }
+    image = {"id": media_id, "mime_type": "image/jpeg", "sha256": sha256, "caption": "Olha"}
+    message = {"from": "5511987654321", "id": "wamid.IMG1", "timestamp": "1750000000", "type": "image", "image": image}
+    return envelope({"contacts": [{"profile": {"name": "Maria"}, "wa_id": "5511987654321"}], "messages": [message]})
 
 
 def test_it_downloads_a_webhook_image_and_verifies_its_checksum(

@@ -66,30 +66,37 @@ def test_it_processes_every_entry_change_and_item(inbox, post_webhook) -> None:
     assert OrphanStatus.objects.filter(wamid="wamid.UNKNOWN").count() == 1
 
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.postgres
-def test_it_stores_one_row_when_the_same_body_is_processed_in_parallel(inbox) -> None:
-    # given: Meta delivering the same body to two subscribed apps, picked up by two workers
-    body = json.dumps(text_payload("wamid.RACE", "primeira mensagem", wa_id="5511911112222")).encode()
-    events = [intake.store_event(body, signature="", signature_valid=True, remote_addr=None).pk for _ in range(4)]
-    barrier = threading.Barrier(len(events))
+def _process_in_parallel(event_ids: list[int]) -> list[BaseException]:
+    """Process events in as many threads, released at the same instant (a real race on PostgreSQL)."""
+    barrier = threading.Barrier(len(event_ids))
     errors: list[BaseException] = []
 
     def work(event_id: int) -> None:
         try:
             barrier.wait()
             intake.process_event(event_id)
-        except BaseException as exc:  # surfaced below
+        except BaseException as exc:  # surfaced to the test
             errors.append(exc)
         finally:
             connection.close()
 
-    # when
-    threads = [threading.Thread(target=work, args=(pk,)) for pk in events]
+    threads = [threading.Thread(target=work, args=(pk,)) for pk in event_ids]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return errors
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_it_stores_one_row_when_the_same_body_is_processed_in_parallel(inbox) -> None:
+    # given: Meta delivering the same body to two subscribed apps, picked up by two workers
+    body = json.dumps(text_payload("wamid.RACE", "primeira mensagem", wa_id="5511911112222")).encode()
+    events = [intake.store_event(body, signature="", signature_valid=True, remote_addr=None).pk for _ in range(4)]
+
+    # when
+    errors = _process_in_parallel(events)
 
     # then
     assert errors == []
@@ -105,23 +112,12 @@ def test_it_opens_one_conversation_when_a_new_customers_messages_race(inbox) -> 
     # given: two different first messages from a new customer, processed at the same moment
     bodies = [json.dumps(text_payload(f"wamid.FIRST{i}", f"oi {i}", wa_id="5511933334444")).encode() for i in range(4)]
     events = [intake.store_event(b, signature="", signature_valid=True, remote_addr=None).pk for b in bodies]
-    barrier = threading.Barrier(len(events))
-
-    def work(event_id: int) -> None:
-        try:
-            barrier.wait()
-            intake.process_event(event_id)
-        finally:
-            connection.close()
 
     # when
-    threads = [threading.Thread(target=work, args=(pk,)) for pk in events]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = _process_in_parallel(events)
 
     # then
+    assert errors == []
     assert Message.objects.count() == 4
     assert Customer.objects.count() == 1
     assert Conversation.objects.count() == 1
