@@ -77,6 +77,24 @@ def superuser_only_delete(request: HttpRequest) -> bool:
     return bool(request.user.is_active and request.user.is_superuser)
 
 
+class RecordAdmin(admin.ModelAdmin):
+    """Records of what happened (messages, webhook bodies, statuses): shown, never typed in
+    or edited; deleted only by a superuser. Actions on them need the model's change permission."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return superuser_only_delete(request)
+
+    def _may_act(self, request: HttpRequest) -> bool:
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+
 # --- Inbox -------------------------------------------------------------------------------------
 
 
@@ -437,7 +455,7 @@ MESSAGE_JSON_FIELDS = ("content", "raw", "payload", "pricing", "edit_history", "
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(RecordAdmin):
     list_display = (
         "wa_timestamp",
         "conversation",
@@ -544,19 +562,8 @@ class MessageAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [name for _title, options in self.fieldsets for name in options["fields"]]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # A message is a record of what was said; nobody rewrites it from the admin.
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return superuser_only_delete(request)
-
     def has_retry_permission(self, request: HttpRequest) -> bool:
-        opts = self.opts
-        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+        return self._may_act(request)
 
     @admin.display(description=_("text"))
     def preview(self, obj: Message) -> str:
@@ -632,7 +639,7 @@ def event_body_text(body: bytes | memoryview | None) -> str:
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(RecordAdmin):
     list_display = ("id", "received", "state", "signature_valid", "inbox", "fields", "attempts", "short_notes")
     list_filter = ("state", "signature_valid", "inbox", "fields")
     list_select_related = ("inbox",)
@@ -663,19 +670,8 @@ class WebhookEventAdmin(admin.ModelAdmin):
         # Bodies reach 3 MB; only the change page reads one.
         return super().get_queryset(request).defer("body")
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # The body is kept byte for byte as Meta sent it: nobody edits it.
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return superuser_only_delete(request)
-
     def has_reprocess_permission(self, request: HttpRequest) -> bool:
-        opts = self.opts
-        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+        return self._may_act(request)
 
     @admin.display(description=_("notes"))
     def short_notes(self, obj: WebhookEvent) -> str:
@@ -724,7 +720,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(OrphanStatus)
-class OrphanStatusAdmin(admin.ModelAdmin):
+class OrphanStatusAdmin(RecordAdmin):
     list_display = ("wamid", "status", "timestamp", "event", "created")
     list_filter = ("status",)
     list_select_related = ("event",)
@@ -739,12 +735,3 @@ class OrphanStatusAdmin(admin.ModelAdmin):
     @admin.display(description=_("data"))
     def data_pretty(self, obj: OrphanStatus) -> str:
         return pretty_json(obj.data)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return superuser_only_delete(request)
