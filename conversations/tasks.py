@@ -95,18 +95,18 @@ def download_media(self: Any, message_id: int) -> None:
 def send_message(self: Any, message_id: int) -> None:
     """Deliver one outbound message. Idempotent: only a ``pending`` row is sent, so a duplicate
     delivery or a late retry of a sent message does nothing."""
-    from conversations import outbound
+    from conversations import delivery
 
-    outcome = outbound.deliver(message_id)
+    outcome = delivery.deliver(message_id)
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in, max_retries=settings.WHATSAPP_SEND_MAX_ATTEMPTS)
 
 
 @shared_task(bind=True, acks_late=True, ignore_result=True)
 def mark_message_read(self: Any, message_id: int, typing: bool = False) -> None:
-    from conversations import outbound
+    from conversations import delivery
 
-    retry_in = outbound.deliver_read(message_id, typing=typing)
+    retry_in = delivery.deliver_read(message_id, typing=typing)
     if retry_in is not None:
         raise self.retry(countdown=retry_in, max_retries=3)
 
@@ -115,10 +115,10 @@ def mark_message_read(self: Any, message_id: int, typing: bool = False) -> None:
 def sweep_outbound_messages(limit: int = 500) -> int:
     """Send again what a lost answer left unconfirmed, and queue pending rows whose task was
     lost (broker down when they were stored, worker died)."""
-    from conversations import outbound
+    from conversations import delivery
 
-    count = len(outbound.reconcile_unconfirmed(timezone.now(), limit=limit))
-    for message_id in outbound.due_pending(timezone.now(), limit=limit):
+    count = len(delivery.reconcile_unconfirmed(timezone.now(), limit=limit))
+    for message_id in delivery.due_pending(timezone.now(), limit=limit):
         enqueue(send_message, message_id)
         count += 1
     if count:

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.utils import timezone
 
-from conversations import outbound, tasks
+from conversations import delivery, outbound, tasks
 from conversations.models import Alert, Conversation, Customer, Inbox, Message, OrphanStatus
 from conversations.outbound import InvalidMessage, SendRefused
 from tests.conftest import status_payload
@@ -128,7 +128,7 @@ def test_it_backs_off_4_to_the_n_seconds_on_the_pair_rate_limit(
     fake_graph.script("messages", graph_error(131056))
 
     # when
-    outcome = outbound.deliver(message.pk)
+    outcome = delivery.deliver(message.pk)
 
     # then
     message.refresh_from_db()
@@ -136,7 +136,7 @@ def test_it_backs_off_4_to_the_n_seconds_on_the_pair_rate_limit(
     assert outcome.retry_in == 4.0
     assert message.status == Message.Status.PENDING
     assert message.error_code == 131056
-    assert outbound.retry_delay(3, 131056) == 64.0
+    assert delivery.retry_delay(3, 131056) == 64.0
 
 
 def test_it_fails_with_metas_reason_after_the_last_attempt(
@@ -173,9 +173,9 @@ def test_it_retries_when_the_connection_is_refused(
     settings.WHATSAPP_GRAPH_URL = f"http://127.0.0.1:{closed_port}/v23.0"
 
     # when
-    first = outbound.deliver(message.pk)
+    first = delivery.deliver(message.pk)
     settings.WHATSAPP_GRAPH_URL = fake_graph.url
-    second = outbound.deliver(message.pk)
+    second = delivery.deliver(message.pk)
 
     # then
     message.refresh_from_db()
@@ -210,7 +210,7 @@ def test_it_waits_for_the_status_webhook_after_a_lost_answer(
     assert message.wamid == wamid
     # The sweep after the confirmation window and a late duplicate task leave it alone.
     later = timezone.now() + timedelta(seconds=settings.WHATSAPP_SEND_CONFIRM_SECONDS + 1)
-    assert outbound.reconcile_unconfirmed(later) == []
+    assert delivery.reconcile_unconfirmed(later) == []
     tasks.send_message.apply(args=[message.pk])
     assert tasks.sweep_outbound_messages() == 0
     assert len(fake_graph.sends()) == 1
@@ -225,12 +225,12 @@ def test_it_sends_once_more_when_no_webhook_confirms_in_time(
     settings.WHATSAPP_HTTP_TIMEOUT = 0.2
     fake_graph.script("messages", graph_error(131000, status=500, delay=0.6))
     message = outbound.send_text(conversation, "Oi")
-    assert outbound.reconcile_unconfirmed(timezone.now()) == []
+    assert delivery.reconcile_unconfirmed(timezone.now()) == []
 
     # when
     later = timezone.now() + timedelta(seconds=settings.WHATSAPP_SEND_CONFIRM_SECONDS + 1)
-    requeued = outbound.reconcile_unconfirmed(later)
-    again = outbound.reconcile_unconfirmed(later + timedelta(hours=1))
+    requeued = delivery.reconcile_unconfirmed(later)
+    again = delivery.reconcile_unconfirmed(later + timedelta(hours=1))
 
     # then
     message.refresh_from_db()
@@ -325,7 +325,7 @@ def test_it_fails_with_a_template_hint_on_131047(conversation: Conversation, fak
     assert len(fake_graph.sends()) == 1
     assert message.status == Message.Status.FAILED
     assert message.error_code == 131047
-    assert message.error_title == str(outbound.TEMPLATE_NEEDED)
+    assert message.error_title == str(delivery.TEMPLATE_NEEDED)
     assert message.error_details == "Message failed to send because more than 24 hours"
     assert message.wamid is None
 
@@ -373,7 +373,7 @@ def test_it_fails_rows_already_queued_when_the_inbox_is_paused(
     Inbox.objects.filter(pk=conversation.inbox_id).update(sending_paused_reason="token expired")
 
     # when
-    outcome = outbound.deliver(message.pk)
+    outcome = delivery.deliver(message.pk)
 
     # then
     message.refresh_from_db()
@@ -416,7 +416,7 @@ def test_it_ignores_a_duplicate_task(conversation: Conversation, fake_graph: Fak
 
     # when
     tasks.send_message.apply(args=[message.pk])
-    outbound.deliver(message.pk)
+    delivery.deliver(message.pk)
 
     # then
     assert len(fake_graph.sends()) == 1

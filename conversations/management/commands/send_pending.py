@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from conversations import outbound, tasks
+from conversations import delivery, tasks
 
 
 class Command(BaseCommand):
@@ -19,15 +19,15 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         # Unconfirmed rows go back to pending and are queued by reconcile itself.
-        requeued = outbound.reconcile_unconfirmed(limit=options["limit"])
-        due = outbound.due_pending(min_age=0 if options["all"] else 60, limit=options["limit"])
+        requeued = delivery.reconcile_unconfirmed(limit=options["limit"])
+        due = delivery.due_pending(min_age=0 if options["all"] else 60, limit=options["limit"])
         results: dict[str, int] = {}
         for message_id in due:
             if options["queue"]:
                 tasks.enqueue(tasks.send_message, message_id)
                 result = "queued"
             else:
-                result = outbound.deliver(message_id).result
+                result = delivery.deliver(message_id).result
             results[result] = results.get(result, 0) + 1
         summary = ", ".join(f"{name}: {count}" for name, count in sorted(results.items())) or "nothing pending"
         self.stdout.write(f"unconfirmed queued again: {len(requeued)}; {summary}")
