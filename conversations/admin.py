@@ -54,6 +54,16 @@ def pretty_json(value: Any) -> str:
     return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', text)
 
 
+def masked_display(field: str, label: Any) -> Callable[[Any, Any], str]:
+    """A column showing enough of a secret to recognise it, never enough to use it."""
+
+    @admin.display(description=label)
+    def display(model_admin: Any, obj: Any) -> str:
+        return mask_secret(getattr(obj, field))
+
+    return display
+
+
 def json_display(field: str, label: Any) -> Callable[[Any, Any], str]:
     """A read-only admin column showing one JSON field, pretty-printed and escaped."""
 
@@ -189,17 +199,9 @@ class InboxAdmin(admin.ModelAdmin):
     def open_alerts(self, obj: Inbox) -> int:
         return obj._open_alerts
 
-    @admin.display(description=_("access token"))
-    def masked_access_token(self, obj: Inbox) -> str:
-        return mask_secret(obj.access_token)
-
-    @admin.display(description=_("app secret"))
-    def masked_app_secret(self, obj: Inbox) -> str:
-        return mask_secret(obj.app_secret)
-
-    @admin.display(description=_("verify token"))
-    def masked_verify_token(self, obj: Inbox) -> str:
-        return mask_secret(obj.verify_token)
+    masked_access_token = masked_display("access_token", _("access token"))
+    masked_app_secret = masked_display("app_secret", _("app secret"))
+    masked_verify_token = masked_display("verify_token", _("verify token"))
 
     @admin.action(description=_("Resume sending (clear the pause reason)"), permissions=("change",))
     def resume_sending(self, request: HttpRequest, queryset: QuerySet[Inbox]) -> None:

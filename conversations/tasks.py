@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,19 @@ from conversations.models import WebhookEvent
 from conversations.whatsapp import intake
 
 logger = logging.getLogger(__name__)
+
+
+def run_or_queue(ids: list[int], task: Any, run: Callable[[int], str], *, queue: bool) -> dict[str, int]:
+    """For the manual commands: queue ``task`` for each id, or run it here; count the outcomes."""
+    results: dict[str, int] = {}
+    for pk in ids:
+        if queue:
+            enqueue(task, pk)
+            result = "queued"
+        else:
+            result = run(pk)
+        results[result] = results.get(result, 0) + 1
+    return results
 
 
 def enqueue(task: Any, *args: Any, **kwargs: Any) -> bool:

@@ -42,13 +42,8 @@ class Command(BaseCommand):
                 .order_by("pk")
                 .values_list("pk", flat=True)[: options["limit"]]
             )
-        results: dict[str, int] = {}
-        for message_id in ids:
-            if options["queue"]:
-                tasks.enqueue(tasks.download_media, message_id)
-                result = "queued"
-            else:
-                result = media.download_message_media(message_id).result
-            results[result] = results.get(result, 0) + 1
+        results = tasks.run_or_queue(
+            ids, tasks.download_media, lambda pk: media.download_message_media(pk).result, queue=options["queue"]
+        )
         summary = ", ".join(f"{name}: {count}" for name, count in sorted(results.items())) or "nothing to download"
         self.stdout.write(summary)

@@ -21,13 +21,8 @@ class Command(BaseCommand):
         # Unconfirmed rows go back to pending and are queued by reconcile itself.
         requeued = delivery.reconcile_unconfirmed(limit=options["limit"])
         due = delivery.due_pending(min_age=0 if options["all"] else 60, limit=options["limit"])
-        results: dict[str, int] = {}
-        for message_id in due:
-            if options["queue"]:
-                tasks.enqueue(tasks.send_message, message_id)
-                result = "queued"
-            else:
-                result = delivery.deliver(message_id).result
-            results[result] = results.get(result, 0) + 1
+        results = tasks.run_or_queue(
+            due, tasks.send_message, lambda pk: delivery.deliver(pk).result, queue=options["queue"]
+        )
         summary = ", ".join(f"{name}: {count}" for name, count in sorted(results.items())) or "nothing pending"
         self.stdout.write(f"unconfirmed queued again: {len(requeued)}; {summary}")
