@@ -9,12 +9,13 @@ from drf_spectacular.views import SpectacularAPIView
 from config import views
 
 urlpatterns = [
+    # Webhooks first: the busiest URL resolves without trying the others.
+    path("", include("conversations.urls")),
     path("", views.home, name="home"),
     path("health/", views.health, name="health"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("", include("conversations.urls")),
 ]
 
 if settings.DEBUG:

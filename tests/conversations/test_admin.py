@@ -40,12 +40,13 @@ def record(inbox: Inbox, wamid: str, text: str = "Olá", *, wa_id: str = "551198
 
 def store(body: dict | bytes, *, valid: bool = True, process: bool = True) -> WebhookEvent:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    event = intake.store_event(
+    event_id = intake.store_event(
         raw,
         signature=sign(raw, TEST_SECRET) if valid else "sha256=" + "0" * 64,
         signature_valid=valid,
         remote_addr=None,
     )
+    event = WebhookEvent.objects.get(pk=event_id)
     if process:
         intake.process_event(event.pk)
         event.refresh_from_db()

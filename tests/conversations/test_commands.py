@@ -182,7 +182,8 @@ def test_it_prints_no_secret_in_production(demo_settings, monkeypatch) -> None:
 
 def stored(body: dict, *, valid: bool = True) -> WebhookEvent:
     raw = json.dumps(body).encode()
-    return intake.store_event(raw, signature=sign(raw, TEST_SECRET), signature_valid=valid, remote_addr=None)
+    event_id = intake.store_event(raw, signature=sign(raw, TEST_SECRET), signature_valid=valid, remote_addr=None)
+    return WebhookEvent.objects.get(pk=event_id)
 
 
 @pytest.mark.django_db

@@ -34,8 +34,8 @@ def _subscribe(layer, group: str) -> str:
 
 
 def _process(body: dict) -> None:
-    event = intake.store_event(json.dumps(body).encode(), signature="", signature_valid=True, remote_addr=None)
-    intake.process_event(event.pk)
+    event_id = intake.store_event(json.dumps(body).encode(), signature="", signature_valid=True, remote_addr=None)
+    intake.process_event(event_id)
 
 
 @pytest.fixture
