@@ -2,11 +2,12 @@
 # Webhook benchmark (make bench). Starts the app in production mode on 127.0.0.1 only --
 # PostgreSQL database atende_bench (dropped and migrated fresh), Redis db 15, gunicorn with
 # config/gunicorn.conf.py serving config.wsgi, one Celery worker -- then drives signed
-# webhooks at it and writes the figures to docs/benchmarks.md. Takes about 4 minutes.
+# webhooks at it and writes the figures to docs/benchmarks.md. Takes about 9 minutes.
 #
 # Knobs (environment): BENCH_PORT (8100), BENCH_DB (atende_bench), BENCH_PG_URL
 # (postgres://postgres@127.0.0.1:5432), BENCH_REDIS_URL (redis://127.0.0.1:6379/15),
 # BENCH_DURATION (10 s per phase), BENCH_RATES (100,300,1000), BENCH_CONNECTIONS (16),
+# BENCH_SAT_ROUNDS (3 alternating empty-view/webhook saturation pairs),
 # BENCH_WORKER_OFF_RUN (1: repeat with the Celery worker stopped), plus the GUNICORN_* and
 # WEB_CONCURRENCY knobs of config/gunicorn.conf.py.
 set -euo pipefail
@@ -21,6 +22,7 @@ REDIS=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/15}
 DURATION=${BENCH_DURATION:-10}
 RATES=${BENCH_RATES:-100,300,1000}
 CONNECTIONS=${BENCH_CONNECTIONS:-16}
+SAT_ROUNDS=${BENCH_SAT_ROUNDS:-3}
 WORKER_OFF_RUN=${BENCH_WORKER_OFF_RUN:-1}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/atende-bench.XXXXXX")
 PIDS=()
@@ -115,6 +117,7 @@ phases() {  # phases LABEL TITLE CELERY_PID [extra args]
         --display-number "$WHATSAPP_DISPLAY_NUMBER" --waba-id "$WHATSAPP_WABA_ID" \
         --gunicorn-pid "$GUNICORN_PID" --celery-pid "$celery_pid" \
         --duration "$DURATION" --sat-duration "$DURATION" --connections "$CONNECTIONS" \
+        --sat-rounds "$SAT_ROUNDS" \
         --out "$WORK/$label.json" "$@"
     RESULTS+=("$WORK/$label.json")
 }
