@@ -502,9 +502,8 @@ def _prepare_store_event(conn: psycopg.Connection) -> None:
     pgconn = conn.pgconn
     pgconn.send_prepare(_STORE_EVENT_STATEMENT, _STORE_EVENT_SQL)
     result = conn.wait(psycopg.generators.execute(pgconn))[-1]
-    if result.status == psycopg.pq.ExecStatus.FATAL_ERROR and result.error_field(_SQLSTATE) == b"42P05":
-        pass  # already prepared on this session (we lost track after an error): fine
-    else:
+    # 42P05: already prepared in this session (we lost track of it after an error), which is fine.
+    if result.error_field(_SQLSTATE) != b"42P05":
         _check(result, conn, psycopg.pq.ExecStatus.COMMAND_OK)
     conn._atende_store_prepared = pgconn
 

@@ -133,3 +133,15 @@ def test_it_answers_503_and_keeps_nothing_when_the_database_refuses_the_row(inbo
     # then
     assert response.status_code == 200
     assert json.loads(bytes(WebhookEvent.objects.get().body))["entry"][0]["id"]
+
+
+def test_it_carries_on_when_the_statement_is_already_prepared_in_the_session() -> None:
+    # given: the statement exists on the server but this connection lost track of it
+    store()
+    del connection.connection._atende_store_prepared
+
+    # when
+    event = store(b"[]")
+
+    # then
+    assert bytes(event.body) == b"[]"
