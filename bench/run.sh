@@ -96,7 +96,9 @@ start() {  # start NAME CMD...: run in its own process group, log to $WORK/NAME.
 start_worker() {
     # -B: beat in the same process group, for the dispatcher that hands stored events to the
     # worker every WEBHOOK_DISPATCH_SECONDS (its CPU counts as Celery's).
-    start celery "$PY" -m celery -A config worker -B --hostname "atende-bench@%h" --loglevel INFO
+    # Niced as in compose.yaml: processing is throughput work that can wait a moment, the
+    # acknowledgements are what Meta times.
+    start celery nice -n "${CELERY_NICE:-10}" "$PY" -m celery -A config worker -B --hostname "atende-bench@%h" --loglevel INFO
 }
 start gunicorn "$PY" -m gunicorn -c config/gunicorn.conf.py config.wsgi:application
 start_worker
