@@ -290,7 +290,7 @@ class CustomerConversationInline(admin.TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(RecordAdmin):
     list_display = ("__str__", "name", "phone", "wa_id", "user_id", "username", "conversation_count", "created")
     search_fields = ("name", "=wa_id", "phone", "=user_id", "username")
     date_hierarchy = "created"
@@ -314,15 +314,6 @@ class CustomerAdmin(admin.ModelAdmin):
     @admin.display(description=_("conversations"), ordering="_conversations")
     def conversation_count(self, obj: Customer) -> int:
         return obj._conversations
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return superuser_only_delete(request)
 
 
 # --- Conversation --------------------------------------------------------------------------------
