@@ -36,6 +36,7 @@ from conversations.models import (
     WebhookEvent,
     mask_secret,
 )
+from conversations.whatsapp import intake
 
 logger = logging.getLogger(__name__)
 
@@ -686,15 +687,13 @@ class WebhookEventAdmin(RecordAdmin):
     @admin.action(description=_("Reprocess selected events"), permissions=("reprocess",))
     def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
         # Imported here so this module does not load the whole intake pipeline at startup.
-        from conversations.whatsapp.intake import process_event
-
         unsigned = queryset.filter(signature_valid=False).count()
         states: Counter[str] = Counter()
         busy = 0
         for pk in queryset.filter(signature_valid=True).order_by("received", "pk").values_list("pk", flat=True):
             # Each event runs in its own transaction, as the workers do; dedupe by wamid makes
             # reprocessing an already applied event harmless.
-            event = process_event(pk, force=True)
+            event = intake.process_event(pk, force=True)
             if event is None:
                 busy += 1  # locked by a worker processing it right now
             else:

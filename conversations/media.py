@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from conversations import events, services
+from conversations import events, jobs, services
 from conversations.models import Inbox, Message
 from conversations.whatsapp.graph import GraphClient, GraphError, MediaInfo, MediaTooLarge
 
@@ -280,9 +280,7 @@ def retry_media_download(message: Message) -> None:
             media_status=Message.MediaStatus.PENDING, media_attempts=0, media_error="", updated=timezone.now()
         )
         if updated:
-            from conversations import tasks
-
-            transaction.on_commit(lambda: tasks.enqueue(tasks.download_media, message.pk))
+            jobs.enqueue_on_commit(jobs.DOWNLOAD_MEDIA, message.pk)
     message.media_status, message.media_attempts, message.media_error = Message.MediaStatus.PENDING, 0, ""
 
 

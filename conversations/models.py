@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import timedelta
 
@@ -65,6 +66,40 @@ class Inbox(models.Model):
         return f"{self.name} ({self.display_number or self.phone_number_id})"
 
 
+def alert_dedupe_key(inbox_id: int | None, kind: str, code: int | None, title: str) -> str:
+    """What makes two alerts "the same one" while it is open."""
+    raw = f"{inbox_id or ''}|{kind}|{'' if code is None else code}|{title[:300]}"
+    return hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()
+
+
+class Membership(models.Model):
+    """A staff user's place in an inbox. Admins (superusers) need none: they see everything."""
+
+    class Role(models.TextChoices):
+        ATTENDANT = "attendant", _("Attendant")
+        SUPERVISOR = "supervisor", _("Supervisor")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("user")
+    )
+    inbox = models.ForeignKey(Inbox, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("inbox"))
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.ATTENDANT)
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+    updated = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("inbox membership")
+        verbose_name_plural = _("inbox memberships")
+        ordering = ["inbox", "user"]
+        constraints = [
+            # One role per user and inbox: the access module reads it as a single answer.
+            models.UniqueConstraint(fields=["user", "inbox"], name="conversations_membership_user_inbox_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.inbox} ({self.get_role_display()})"
+
+
 class Alert(models.Model):
     """Something an admin must act on: an expired token, a restricted account, a rejected template."""
 
@@ -80,6 +115,9 @@ class Alert(models.Model):
     code = models.IntegerField(_("error code"), null=True, blank=True)
     title = models.CharField(_("title"), max_length=300)
     details = models.TextField(_("details"), blank=True)
+    # Identifies "the same alert" (inbox, kind, code, title) so two workers raising it at once
+    # leave one open row: the partial unique constraint below decides, not a check-then-insert.
+    dedupe_key = models.CharField(_("deduplication key"), max_length=64, blank=True, default="", editable=False)
     created = models.DateTimeField(_("created"), auto_now_add=True)
     resolved = models.DateTimeField(_("resolved"), null=True, blank=True)
 
@@ -87,6 +125,13 @@ class Alert(models.Model):
         verbose_name = _("alert")
         verbose_name_plural = _("alerts")
         ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dedupe_key"],
+                condition=Q(resolved__isnull=True) & ~Q(dedupe_key=""),
+                name="conversations_alert_one_open_uniq",
+            ),
+        ]
         indexes = [
             # The admin lists open alerts first.
             models.Index(fields=["resolved", "-created"], name="conv_alert_open_idx"),
@@ -227,6 +272,9 @@ class Message(models.Model):
         READ = "read", _("Read")
         PLAYED = "played", _("Played")
         FAILED = "failed", _("Failed")
+        # The answer to a send was lost and no status webhook has linked it since: it may or may
+        # not have reached the customer. Never sent again automatically; a person decides.
+        UNCONFIRMED = "unconfirmed", _("Not confirmed")
 
     class MediaStatus(models.TextChoices):
         NONE = "", _("No media")
@@ -272,11 +320,15 @@ class Message(models.Model):
     edit_history = models.JSONField(_("edit history"), default=list, blank=True)
     edited = models.DateTimeField(_("edited"), null=True, blank=True)
     revoked = models.DateTimeField(_("deleted by the customer"), null=True, blank=True)
+    # Reactions, edits and revokes: the wamid of the message they change, and whether that
+    # message was still unknown when they arrived (applied when it arrives).
+    target_wamid = models.CharField(_("acts on (wamid)"), max_length=255, blank=True, default="")
+    action_pending = models.BooleanField(_("waiting for its message"), default=False)
     # WhatsApp's id. NULL (not "") for outbound rows Meta has not accepted yet, so the unique
     # constraint admits many of them.
     wamid = models.CharField(_("WhatsApp message ID"), max_length=255, null=True, blank=True)  # noqa: DJ001
     wa_timestamp = models.DateTimeField(_("WhatsApp time"), default=timezone.now)
-    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.RECEIVED)
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.RECEIVED)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
     read_at = models.DateTimeField(_("read at"), null=True, blank=True)
@@ -310,13 +362,17 @@ class Message(models.Model):
             # Sweeps: outbound rows waiting to be sent or confirmed, media waiting to download.
             models.Index(
                 fields=["status", "send_started"],
-                condition=Q(status__in=["pending", "sending"]),
+                condition=Q(status__in=["pending", "sending", "unconfirmed"]),
                 name="conv_message_unsent_idx",
             ),
             models.Index(
                 fields=["media_status"],
                 condition=Q(media_status__in=["pending", "failed"]),
                 name="conv_message_media_todo_idx",
+            ),
+            # A new message looks for reactions/edits/revokes that arrived before it.
+            models.Index(
+                fields=["target_wamid"], condition=Q(action_pending=True), name="conv_message_pending_act_idx"
             ),
         ]
 
@@ -361,12 +417,10 @@ class OrphanStatus(models.Model):
 
 class WebhookEventQuerySet(models.QuerySet["WebhookEvent"]):
     def due(self, now: timezone.datetime | None = None) -> WebhookEventQuerySet:
-        """Events to hand to a worker: pending; failed and due for a retry; or queued so long
-        ago that the task must have been lost (its next_attempt is the give-up time)."""
+        """Events a worker may apply now: pending, or failed and due for a retry."""
         now = now or timezone.now()
         return self.filter(
-            Q(state=WebhookEvent.State.PENDING)
-            | Q(state__in=[WebhookEvent.State.FAILED, WebhookEvent.State.QUEUED], next_attempt__lte=now),
+            Q(state=WebhookEvent.State.PENDING) | Q(state=WebhookEvent.State.FAILED, next_attempt__lte=now),
             signature_valid=True,
             attempts__lt=settings.WEBHOOK_MAX_ATTEMPTS,
         )
@@ -377,7 +431,6 @@ class WebhookEvent(models.Model):
 
     class State(models.TextChoices):
         PENDING = "pending", _("Pending")
-        QUEUED = "queued", _("Queued for processing")
         DONE = "done", _("Processed")
         FAILED = "failed", _("Failed (will retry)")
         # Kept but not applied: unknown phone number, partial envelope, not WhatsApp.
@@ -385,13 +438,20 @@ class WebhookEvent(models.Model):
         REJECTED = "rejected", _("Rejected (bad signature)")
 
     received = models.DateTimeField(_("received"), default=timezone.now)
+    # Emptied after WEBHOOK_RETENTION_DAYS once processed (``body_purged`` says when); a
+    # rejected (badly signed) body keeps only its first KB.
     body = models.BinaryField(_("body"))
+    body_size = models.PositiveIntegerField(_("body size (bytes)"), null=True, blank=True)
+    body_purged = models.DateTimeField(_("body purged"), null=True, blank=True)
     body_sha256 = models.CharField(_("body SHA-256"), max_length=64)
     signature = models.CharField(_("signature header"), max_length=200, blank=True, default="")
     signature_valid = models.BooleanField(_("signature valid"), default=False)
     remote_addr = models.GenericIPAddressField(_("remote address"), null=True, blank=True)
     inbox = models.ForeignKey(Inbox, on_delete=models.SET_NULL, null=True, blank=True, related_name="events")
     fields = models.CharField(_("fields"), max_length=300, blank=True, default="")
+    # The customer the body is about ("<phone_number_id>:<wa_id>"), read when it is stored:
+    # one customer's events are applied in order even with several workers.
+    route = models.CharField(_("route"), max_length=200, blank=True, default="")
     state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     next_attempt = models.DateTimeField(_("next attempt"), null=True, blank=True)
@@ -409,8 +469,12 @@ class WebhookEvent(models.Model):
             # The dispatcher scans only unfinished events.
             models.Index(
                 fields=["state", "received"],
-                condition=Q(state__in=["pending", "queued", "failed"]),
+                condition=Q(state__in=["pending", "failed"]),
                 name="conv_event_todo_idx",
+            ),
+            # Ordering guard: is an earlier event of the same customer still waiting?
+            models.Index(
+                fields=["route", "id"], condition=Q(state="pending") & ~Q(route=""), name="conv_event_route_idx"
             ),
             models.Index(fields=["body_sha256"], name="conv_event_sha_idx"),
             models.Index(fields=["-received"], name="conv_event_received_idx"),

@@ -2,7 +2,7 @@
 
 ``send_*`` check that the inbox may send and that the 24-hour window is open (templates are the
 exception), validate, store the exact Graph body on a pending ``Message`` and queue
-``tasks.send_message`` after commit. Nothing is stored and Meta is not called when a check fails.
+the send task after commit. Nothing is stored and Meta is not called when a check fails.
 
 Getting a stored row to Meta (the send task, retries, lost answers) is in
 ``conversations.delivery``.
@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from conversations import events
+from conversations import events, jobs
 from conversations.media import ALLOWED_MIME_TYPES, MEDIA_LIMITS, base_mime, extension_for
 from conversations.models import MEDIA_TYPES, Conversation, Inbox, Message
 
@@ -170,9 +170,7 @@ def _store(
 
 def enqueue_send(message_id: int) -> None:
     """Queue the send task once the row is committed."""
-    from conversations import tasks
-
-    transaction.on_commit(lambda: tasks.enqueue(tasks.send_message, message_id))
+    jobs.enqueue_on_commit(jobs.SEND_MESSAGE, message_id)
 
 
 # --- Sending services ------------------------------------------------------------------------------
@@ -433,9 +431,7 @@ def mark_read(message: Message, *, typing: bool = False) -> None:
         _("Only received messages can be marked as read."),
     )
     check_can_send(message.conversation)
-    from conversations import tasks
-
-    transaction.on_commit(lambda: tasks.enqueue(tasks.mark_message_read, message.pk, typing))
+    jobs.enqueue_on_commit(jobs.MARK_READ, message.pk, typing)
 
 
 def _file_size(file: IO[bytes]) -> int:

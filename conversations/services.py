@@ -4,7 +4,6 @@ the tasks all come through here."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,8 +12,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from conversations import events
+from conversations import events, jobs, signals
 from conversations.models import Alert, Conversation, Customer, Inbox, Message, OrphanStatus
+from conversations.whatsapp.parsing import Identity, NewMessage, StatusUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -119,18 +119,6 @@ def e164(wa_id: str) -> str:
     if not phonenumbers.is_possible_number(number):
         return ""
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-@dataclass
-class Identity:
-    wa_id: str = ""
-    user_id: str = ""
-    parent_user_id: str = ""
-    name: str = ""
-    username: str = ""
-
-    def __bool__(self) -> bool:
-        return bool(self.wa_id or self.user_id)
 
 
 def _find_customer(identity: Identity) -> Customer | None:
@@ -242,6 +230,9 @@ def open_conversation(inbox: Inbox, customer: Customer, *, referral: dict | None
         conversation = Conversation.objects.select_for_update().open().get(inbox=inbox, customer=customer)
         return conversation, False
     events.conversation_opened(conversation)
+    signals.send_on_commit(
+        signals.conversation_opened, conversation_id=conversation.pk, inbox_id=inbox.pk, customer_id=customer.pk
+    )
     return conversation, True
 
 
@@ -258,32 +249,6 @@ def _touch_conversation(conversation: Conversation, when: datetime, *, inbound: 
 
 
 # --- Messages -----------------------------------------------------------------------------
-
-
-@dataclass
-class NewMessage:
-    """What intake knows about one inbound (or echoed) message before it is stored."""
-
-    wamid: str
-    type: str
-    timestamp: datetime
-    direction: str = Message.Direction.IN
-    sender_kind: str = Message.SenderKind.CUSTOMER
-    text: str = ""
-    content: dict | None = None
-    caption: str = ""
-    media_id: str = ""
-    media_mime: str = ""
-    media_sha256: str = ""
-    media_filename: str = ""
-    context_wamid: str = ""
-    forwarded: bool = False
-    frequently_forwarded: bool = False
-    referral: dict | None = None
-    error_code: int | None = None
-    error_title: str = ""
-    error_details: str = ""
-    raw: dict | None = None
 
 
 def record_message(
@@ -337,10 +302,16 @@ def record_message(
     _touch_conversation(conversation, new.timestamp, inbound=new.direction == Message.Direction.IN)
     _apply_to_target(message, customer)
     events.message_created(message)
+    announce = {
+        (Message.Direction.IN, Message.SenderKind.CUSTOMER): signals.message_received,
+        (Message.Direction.OUT, Message.SenderKind.PHONE_APP): signals.echo_received,
+    }.get((message.direction, message.sender_kind))
+    if announce is not None:
+        signals.send_on_commit(
+            announce, message_id=message.pk, conversation_id=conversation.pk, inbox_id=conversation.inbox_id
+        )
     if new.media_id:
-        from conversations import tasks
-
-        transaction.on_commit(lambda: tasks.enqueue(tasks.download_media, message.pk))
+        jobs.enqueue_on_commit(jobs.DOWNLOAD_MEDIA, message.pk)
     return message, True
 
 
@@ -411,17 +382,6 @@ def _target(message: Message, wamid: Any) -> Message | None:
 # --- Delivery statuses ----------------------------------------------------------------------
 
 
-@dataclass
-class StatusUpdate:
-    wamid: str
-    status: str
-    timestamp: datetime
-    callback_data: str = ""
-    errors: list | None = None
-    pricing: dict | None = None
-    data: dict | None = None
-
-
 def apply_status(update: StatusUpdate, *, event_id: int | None = None) -> Message | None:
     """Move a message's delivery status forward; keep unknown ones for later. Must run in a
     transaction. Returns the message, or None when it is not ours (yet)."""
@@ -485,6 +445,13 @@ def _apply_status_to(message: Message, update: StatusUpdate) -> None:
     if fields:
         message.save(update_fields=[*fields, "updated"])
         events.message_updated(message, "status")
+        if "status" in fields:
+            signals.send_on_commit(
+                signals.message_status_changed,
+                message_id=message.pk,
+                conversation_id=message.conversation_id,
+                status=message.status,
+            )
 
 
 def set_error(message: Message, error: dict) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -12,34 +11,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from conversations import delivery, jobs, media
 from conversations.models import WebhookEvent
 from conversations.whatsapp import intake
 
 logger = logging.getLogger(__name__)
-
-
-def run_or_queue(ids: list[int], task: Any, run: Callable[[int], str], *, queue: bool) -> dict[str, int]:
-    """For the manual commands: queue ``task`` for each id, or run it here; count the outcomes."""
-    results: dict[str, int] = {}
-    for pk in ids:
-        if queue:
-            enqueue(task, pk)
-            result = "queued"
-        else:
-            result = run(pk)
-        results[result] = results.get(result, 0) + 1
-    return results
-
-
-def enqueue(task: Any, *args: Any, **kwargs: Any) -> bool:
-    """Queue a task; never raise. If the broker is down the row is already committed and a
-    periodic dispatcher or sweep (or a manual command) picks it up, so the caller carries on."""
-    try:
-        task.apply_async(args=args, kwargs=kwargs)
-        return True
-    except Exception as exc:
-        logger.warning("could not queue %s%r: %s", task.name, args, exc)
-        return False
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -79,14 +55,12 @@ def dispatch_webhook_events(limit: int = 2000) -> int:
         )
         if not ids:
             return 0
-        WebhookEvent.objects.filter(pk__in=ids).update(
-            state=WebhookEvent.State.QUEUED, next_attempt=now + REQUEUE_AFTER
-        )
+        WebhookEvent.objects.filter(pk__in=ids).update(next_attempt=now + REQUEUE_AFTER)
     for start in range(0, len(ids), DISPATCH_CHUNK):
         chunk = ids[start : start + DISPATCH_CHUNK]
-        if not enqueue(process_webhook_events, chunk):
+        if not jobs.enqueue(process_webhook_events.name, chunk):
             # Broker down: give the rest back so the next run (or replay_webhooks) takes them.
-            WebhookEvent.objects.filter(pk__in=ids[start:], state=WebhookEvent.State.QUEUED).update(
+            WebhookEvent.objects.filter(pk__in=ids[start:], state=WebhookEvent.State.PENDING).update(
                 state=WebhookEvent.State.PENDING, next_attempt=None
             )
             return start
@@ -98,8 +72,6 @@ def dispatch_webhook_events(limit: int = 2000) -> int:
 def download_media(self: Any, message_id: int) -> None:
     """Download one inbound file; on failure retry with backoff while attempts are left
     (the count lives on the row, so the sweep and this task share one budget)."""
-    from conversations import media
-
     outcome = media.download_message_media(message_id)
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in, max_retries=settings.WHATSAPP_MEDIA_MAX_ATTEMPTS)
@@ -109,8 +81,6 @@ def download_media(self: Any, message_id: int) -> None:
 def send_message(self: Any, message_id: int) -> None:
     """Deliver one outbound message. Idempotent: only a ``pending`` row is sent, so a duplicate
     delivery or a late retry of a sent message does nothing."""
-    from conversations import delivery
-
     outcome = delivery.deliver(message_id)
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in, max_retries=settings.WHATSAPP_SEND_MAX_ATTEMPTS)
@@ -118,8 +88,6 @@ def send_message(self: Any, message_id: int) -> None:
 
 @shared_task(bind=True, acks_late=True, ignore_result=True)
 def mark_message_read(self: Any, message_id: int, typing: bool = False) -> None:
-    from conversations import delivery
-
     retry_in = delivery.deliver_read(message_id, typing=typing)
     if retry_in is not None:
         raise self.retry(countdown=retry_in, max_retries=3)
@@ -129,11 +97,9 @@ def mark_message_read(self: Any, message_id: int, typing: bool = False) -> None:
 def sweep_outbound_messages(limit: int = 500) -> int:
     """Send again what a lost answer left unconfirmed, and queue pending rows whose task was
     lost (broker down when they were stored, worker died)."""
-    from conversations import delivery
-
     count = len(delivery.reconcile_unconfirmed(timezone.now(), limit=limit))
     for message_id in delivery.due_pending(timezone.now(), limit=limit):
-        enqueue(send_message, message_id)
+        jobs.enqueue(jobs.SEND_MESSAGE, message_id)
         count += 1
     if count:
         logger.info("outbound sweep queued %s messages", count)
@@ -142,11 +108,9 @@ def sweep_outbound_messages(limit: int = 500) -> int:
 
 @shared_task(ignore_result=True)
 def sweep_media_downloads(limit: int = 500) -> int:
-    from conversations import media
-
     due = media.due_downloads(limit=limit)
     for message_id in due:
-        enqueue(download_media, message_id)
+        jobs.enqueue(jobs.DOWNLOAD_MEDIA, message_id)
     if due:
         logger.info("media sweep queued %s downloads", len(due))
     return len(due)

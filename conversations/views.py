@@ -11,9 +11,9 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from conversations import tasks
+from conversations import jobs
 from conversations.models import Inbox
-from conversations.whatsapp import intake, signature
+from conversations.whatsapp import signature, store
 
 logger = logging.getLogger(__name__)
 security_log = logging.getLogger("atende.security")
@@ -74,7 +74,7 @@ def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
     )
     remote_addr = request.META.get("REMOTE_ADDR") or None
     try:
-        event_id = intake.store_event(body, signature=header, signature_valid=valid, remote_addr=remote_addr)
+        event_id = store.store_event(body, signature=header, signature_valid=valid, remote_addr=remote_addr)
     except DatabaseError:
         # Nothing is stored, so Meta must retry: answer with a clear non-200.
         logger.exception("could not store webhook event")
@@ -93,7 +93,7 @@ def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
 
     if settings.CELERY_TASK_ALWAYS_EAGER:
         # Embedded mode: no broker, so the event is applied right here.
-        tasks.enqueue(tasks.process_webhook_event, event_id)
+        jobs.enqueue(jobs.PROCESS_WEBHOOK_EVENT, event_id)
     # Otherwise nothing more to do in the request: the dispatcher task (every
     # WEBHOOK_DISPATCH_SECONDS) hands pending events to the workers in batches. Publishing a
     # Celery task here cost more CPU than the rest of the webhook (docs/benchmarks.md).

@@ -15,6 +15,7 @@ from django.utils import timezone
 from conversations import services
 from conversations.models import Alert, Conversation, Customer, Inbox, Message, OrphanStatus, WebhookEvent
 from conversations.whatsapp import intake
+from conversations.whatsapp import store as webhook_store
 from conversations.whatsapp.signature import sign
 from tests.conftest import TEST_SECRET, status_payload, text_payload
 
@@ -40,7 +41,7 @@ def record(inbox: Inbox, wamid: str, text: str = "Olá", *, wa_id: str = "551198
 
 def store(body: dict | bytes, *, valid: bool = True, process: bool = True) -> WebhookEvent:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    event_id = intake.store_event(
+    event_id = webhook_store.store_event(
         raw,
         signature=sign(raw, TEST_SECRET) if valid else "sha256=" + "0" * 64,
         signature_valid=valid,

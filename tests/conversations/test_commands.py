@@ -12,7 +12,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management import CommandError, call_command
 
 from conversations.models import Conversation, Customer, Inbox, Message, WebhookEvent
-from conversations.whatsapp import intake
+from conversations.whatsapp import intake, store
 from conversations.whatsapp.signature import sign, verify
 from tests.conftest import FIXTURES, TEST_SECRET, text_payload
 
@@ -182,7 +182,7 @@ def test_it_prints_no_secret_in_production(demo_settings, monkeypatch) -> None:
 
 def stored(body: dict, *, valid: bool = True) -> WebhookEvent:
     raw = json.dumps(body).encode()
-    event_id = intake.store_event(raw, signature=sign(raw, TEST_SECRET), signature_valid=valid, remote_addr=None)
+    event_id = store.store_event(raw, signature=sign(raw, TEST_SECRET), signature_valid=valid, remote_addr=None)
     return WebhookEvent.objects.get(pk=event_id)
 
 

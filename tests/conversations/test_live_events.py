@@ -13,7 +13,7 @@ from django.db import transaction
 
 from conversations.events import conversation_group, inbox_group
 from conversations.models import Conversation, Message
-from conversations.whatsapp import intake
+from conversations.whatsapp import intake, store
 from tests.conftest import status_payload, text_payload
 
 
@@ -34,7 +34,7 @@ def _subscribe(layer, group: str) -> str:
 
 
 def _process(body: dict) -> None:
-    event_id = intake.store_event(json.dumps(body).encode(), signature="", signature_valid=True, remote_addr=None)
+    event_id = store.store_event(json.dumps(body).encode(), signature="", signature_valid=True, remote_addr=None)
     intake.process_event(event_id)
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from conversations import services, tasks
 from conversations.models import Conversation, Customer, Inbox, Message, OrphanStatus, WebhookEvent
-from conversations.whatsapp import intake
+from conversations.whatsapp import intake, store
 from tests.conftest import broker_down, load_sample, status_payload, text_payload
 
 
@@ -93,7 +93,7 @@ def _process_in_parallel(event_ids: list[int]) -> list[BaseException]:
 def test_it_stores_one_row_when_the_same_body_is_processed_in_parallel(inbox) -> None:
     # given: Meta delivering the same body to two subscribed apps, picked up by two workers
     body = json.dumps(text_payload("wamid.RACE", "primeira mensagem", wa_id="5511911112222")).encode()
-    events = [intake.store_event(body, signature="", signature_valid=True, remote_addr=None) for _ in range(4)]
+    events = [store.store_event(body, signature="", signature_valid=True, remote_addr=None) for _ in range(4)]
 
     # when
     errors = _process_in_parallel(events)
@@ -111,7 +111,7 @@ def test_it_stores_one_row_when_the_same_body_is_processed_in_parallel(inbox) ->
 def test_it_opens_one_conversation_when_a_new_customers_messages_race(inbox) -> None:
     # given: two different first messages from a new customer, processed at the same moment
     bodies = [json.dumps(text_payload(f"wamid.FIRST{i}", f"oi {i}", wa_id="5511933334444")).encode() for i in range(4)]
-    events = [intake.store_event(b, signature="", signature_valid=True, remote_addr=None) for b in bodies]
+    events = [store.store_event(b, signature="", signature_valid=True, remote_addr=None) for b in bodies]
 
     # when
     errors = _process_in_parallel(events)
@@ -484,7 +484,7 @@ def test_it_keeps_the_event_stored_and_answers_200_when_the_broker_is_down(inbox
 def test_it_dispatches_pending_events_only_once(inbox) -> None:
     # given
     body = json.dumps(text_payload("wamid.SWEEP")).encode()
-    intake.store_event(body, signature="", signature_valid=True, remote_addr=None)
+    store.store_event(body, signature="", signature_valid=True, remote_addr=None)
 
     # when
     first = tasks.dispatch_webhook_events()
@@ -515,7 +515,7 @@ def test_it_keeps_a_failed_event_with_its_error_and_retries_it(inbox) -> None:
     value = body["entry"][0]["changes"][0]["value"]
     value["messages"].append({**value["messages"][0], "id": "wamid.BOOM"})
     event = WebhookEvent.objects.get(
-        pk=intake.store_event(json.dumps(body).encode(), signature="", signature_valid=True, remote_addr=None)
+        pk=store.store_event(json.dumps(body).encode(), signature="", signature_valid=True, remote_addr=None)
     )
     try:
         # when
@@ -600,7 +600,7 @@ def test_it_leaves_processing_to_the_dispatcher_in_production_mode(inbox, post_w
 def test_it_gives_events_back_when_the_broker_refuses_the_dispatch(inbox) -> None:
     # given: two pending events and a broker that cannot be reached
     for wamid in ("wamid.D1", "wamid.D2"):
-        intake.store_event(
+        store.store_event(
             json.dumps(text_payload(wamid)).encode(), signature="", signature_valid=True, remote_addr=None
         )
 
@@ -623,7 +623,7 @@ def test_it_gives_events_back_when_the_broker_refuses_the_dispatch(inbox) -> Non
 def test_it_hands_out_again_an_event_whose_task_was_lost(inbox) -> None:
     # given: an event queued long ago whose task never ran
     event = WebhookEvent.objects.get(
-        pk=intake.store_event(
+        pk=store.store_event(
             json.dumps(text_payload("wamid.LOST")).encode(), signature="", signature_valid=True, remote_addr=None
         )
     )

@@ -13,7 +13,7 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from conversations.models import WebhookEvent
-from conversations.whatsapp import intake
+from conversations.whatsapp import store as webhook_store
 from tests.conftest import text_payload
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
@@ -24,7 +24,7 @@ AWKWARD_BODY = b'{"a": "\x00\xff\xfe ol\xc3\xa1 \xf0\x9f\x98\x80"}\r\n\x00'
 
 def store(body: bytes = AWKWARD_BODY, **kwargs: object) -> WebhookEvent:
     options = {"signature": "sha256=abc", "signature_valid": True, "remote_addr": "127.0.0.1"} | kwargs
-    event_id = intake.store_event(body, **options)
+    event_id = webhook_store.store_event(body, **options)
     return WebhookEvent.objects.get(pk=event_id)
 
 
@@ -105,7 +105,7 @@ def test_it_raises_djangos_database_error_when_the_row_cannot_be_written() -> No
     try:
         # when / then
         with pytest.raises(DatabaseError, match="read-only"):
-            intake.store_event(b"{}", signature="", signature_valid=True, remote_addr=None)
+            webhook_store.store_event(b"{}", signature="", signature_valid=True, remote_addr=None)
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SET default_transaction_read_only = off")

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from conversations import media, tasks
+from conversations import jobs, media
 from conversations.models import Message
 
 
@@ -42,8 +42,8 @@ class Command(BaseCommand):
                 .order_by("pk")
                 .values_list("pk", flat=True)[: options["limit"]]
             )
-        results = tasks.run_or_queue(
-            ids, tasks.download_media, lambda pk: media.download_message_media(pk).result, queue=options["queue"]
+        results = jobs.run_or_queue(
+            ids, jobs.DOWNLOAD_MEDIA, lambda pk: media.download_message_media(pk).result, queue=options["queue"]
         )
         summary = ", ".join(f"{name}: {count}" for name, count in sorted(results.items())) or "nothing to download"
         self.stdout.write(summary)

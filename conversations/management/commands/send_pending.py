@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from conversations import delivery, tasks
+from conversations import delivery, jobs
 
 
 class Command(BaseCommand):
@@ -21,8 +21,8 @@ class Command(BaseCommand):
         # Unconfirmed rows go back to pending and are queued by reconcile itself.
         requeued = delivery.reconcile_unconfirmed(limit=options["limit"])
         due = delivery.due_pending(min_age=0 if options["all"] else 60, limit=options["limit"])
-        results = tasks.run_or_queue(
-            due, tasks.send_message, lambda pk: delivery.deliver(pk).result, queue=options["queue"]
+        results = jobs.run_or_queue(
+            due, jobs.SEND_MESSAGE, lambda pk: delivery.deliver(pk).result, queue=options["queue"]
         )
         summary = ", ".join(f"{name}: {count}" for name, count in sorted(results.items())) or "nothing pending"
         self.stdout.write(f"unconfirmed queued again: {len(requeued)}; {summary}")
