@@ -31,6 +31,10 @@ _STORE_EVENT_SQL = (
     b" RETURNING id"
 )
 _BINARY, _TEXT = 1, 0
+# Anyone can POST to the webhook: of a body whose signature does not verify we keep its hash,
+# its size and this much of it (enough to see what it was), so unsigned traffic cannot fill
+# the disk.
+REJECTED_BODY_KEEP = 1024
 
 
 def store_event(body: bytes, *, signature: str, signature_valid: bool, remote_addr: str | None, route: str = "") -> int:
@@ -39,6 +43,9 @@ def store_event(body: bytes, *, signature: str, signature_valid: bool, remote_ad
     Outside a transaction (the webhook view) the row is committed when this returns, so it is
     durable before the 200. Database errors come out as Django's ``DatabaseError``."""
     sha256 = hashlib.sha256(body).hexdigest()
+    body_size = len(body)
+    if not signature_valid:
+        body = body[:REJECTED_BODY_KEEP]
     # Whatever a client put in its header is kept for the record, minus what a text column
     # cannot hold; an address that is not one is dropped rather than failing the INSERT.
     signature = signature[:200].replace("\x00", "")
@@ -46,7 +53,9 @@ def store_event(body: bytes, *, signature: str, signature_valid: bool, remote_ad
     state = WebhookEvent.State.PENDING if signature_valid else WebhookEvent.State.REJECTED
     db = connections[DEFAULT_DB_ALIAS]  # once: every `connection.x` is a thread-local lookup
     if db.vendor == "postgresql" and db.get_autocommit():
-        return _store_event_postgresql(db, body, sha256, signature, signature_valid, remote_addr, state, route)
+        return _store_event_postgresql(
+            db, body, sha256, signature, signature_valid, remote_addr, state, route, body_size
+        )
     event = WebhookEvent(
         received=timezone.now(),
         body=body,
@@ -56,7 +65,7 @@ def store_event(body: bytes, *, signature: str, signature_valid: bool, remote_ad
         remote_addr=remote_addr,
         state=state,
         route=route[:200],
-        body_size=len(body),
+        body_size=body_size,
     )
     event.save(force_insert=True)
     return event.pk
@@ -84,6 +93,7 @@ def _store_event_postgresql(
     remote_addr: str | None,
     state: str,
     route: str,
+    body_size: int,
 ) -> int:
     # get_autocommit() above opened the connection; wrap_database_errors turns psycopg's
     # errors into Django's (the view answers 503 on those).
@@ -96,7 +106,7 @@ def _store_event_postgresql(
         remote_addr.encode() if remote_addr else None,
         state.encode(),
         route[:200].encode("utf-8", "replace"),
-        str(len(body)).encode(),
+        str(body_size).encode(),
     ]
     with db.wrap_database_errors:
         if getattr(conn, "_atende_store_prepared", None) is not conn.pgconn:
