@@ -25,7 +25,7 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from conversations import services
+from conversations import processing, services
 from conversations.models import (
     Alert,
     Conversation,
@@ -36,7 +36,6 @@ from conversations.models import (
     WebhookEvent,
     mask_secret,
 )
-from conversations.whatsapp import intake
 
 logger = logging.getLogger(__name__)
 
@@ -693,7 +692,7 @@ class WebhookEventAdmin(RecordAdmin):
         for pk in queryset.filter(signature_valid=True).order_by("received", "pk").values_list("pk", flat=True):
             # Each event runs in its own transaction, as the workers do; dedupe by wamid makes
             # reprocessing an already applied event harmless.
-            event = intake.process_event(pk, force=True)
+            event = processing.process_event(pk, force=True)
             if event is None:
                 busy += 1  # locked by a worker processing it right now
             else:

@@ -11,23 +11,22 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from conversations import delivery, jobs, media
+from conversations import delivery, jobs, media, processing
 from conversations.models import WebhookEvent
-from conversations.whatsapp import intake
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def process_webhook_event(event_id: int) -> None:
-    intake.process_event(event_id)
+    processing.process_event(event_id)
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def process_webhook_events(event_ids: list[int]) -> None:
     """A batch handed out by dispatch_webhook_events."""
     for event_id in event_ids:
-        intake.process_event(event_id)
+        processing.process_event(event_id)
 
 
 # A queued event whose task has not run by then is handed out again (a lost message, a worker

@@ -12,9 +12,8 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from conversations import services
+from conversations import processing, services
 from conversations.models import Alert, Conversation, Customer, Inbox, Message, OrphanStatus, WebhookEvent
-from conversations.whatsapp import intake
 from conversations.whatsapp import store as webhook_store
 from conversations.whatsapp.signature import sign
 from tests.conftest import TEST_SECRET, status_payload, text_payload
@@ -49,7 +48,7 @@ def store(body: dict | bytes, *, valid: bool = True, process: bool = True) -> We
     )
     event = WebhookEvent.objects.get(pk=event_id)
     if process:
-        intake.process_event(event.pk)
+        processing.process_event(event.pk)
         event.refresh_from_db()
     return event
 

@@ -11,8 +11,9 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import CommandError, call_command
 
+from conversations import processing
 from conversations.models import Conversation, Customer, Inbox, Message, WebhookEvent
-from conversations.whatsapp import intake, store
+from conversations.whatsapp import store
 from conversations.whatsapp.signature import sign, verify
 from tests.conftest import FIXTURES, TEST_SECRET, text_payload
 
@@ -205,7 +206,7 @@ def test_it_replays_a_pending_event(inbox) -> None:
 def test_it_leaves_flagged_events_alone_unless_asked() -> None:
     # given: a message for a phone number that was not configured when it arrived
     event = stored(text_payload("wamid.FLAG"))
-    intake.process_event(event.pk)
+    processing.process_event(event.pk)
     event.refresh_from_db()
     assert event.state == WebhookEvent.State.FLAGGED
     Inbox.objects.create(name="Test", phone_number_id="TEST_PNID", app_secret=TEST_SECRET)
@@ -228,7 +229,7 @@ def test_it_leaves_flagged_events_alone_unless_asked() -> None:
 @pytest.mark.django_db
 def test_it_replays_one_event_by_id(inbox) -> None:
     event = stored(text_payload("wamid.ONE"))
-    intake.process_event(event.pk)
+    processing.process_event(event.pk)
 
     out = run("replay_webhooks", "--id", str(event.pk))
 

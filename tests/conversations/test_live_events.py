@@ -11,6 +11,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from conversations import processing
 from conversations.events import conversation_group, inbox_group
 from conversations.models import Conversation, Message
 from conversations.whatsapp import intake, store
@@ -35,7 +36,7 @@ def _subscribe(layer, group: str) -> str:
 
 def _process(body: dict) -> None:
     event_id = store.store_event(json.dumps(body).encode(), signature="", signature_valid=True, remote_addr=None)
-    intake.process_event(event_id)
+    processing.process_event(event_id)
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from conversations import services, tasks
+from conversations import processing, services, tasks
 from conversations.models import Conversation, Customer, Inbox, Message, OrphanStatus, WebhookEvent
-from conversations.whatsapp import intake, store
+from conversations.whatsapp import store
 from tests.conftest import broker_down, load_sample, status_payload, text_payload
 
 
@@ -74,7 +74,7 @@ def _process_in_parallel(event_ids: list[int]) -> list[BaseException]:
     def work(event_id: int) -> None:
         try:
             barrier.wait()
-            intake.process_event(event_id)
+            processing.process_event(event_id)
         except BaseException as exc:  # surfaced to the test
             errors.append(exc)
         finally:
@@ -443,7 +443,7 @@ def test_it_flags_an_unknown_phone_number_and_applies_it_once_the_inbox_exists(i
 
     # when: an admin adds the inbox and replays the event
     Inbox.objects.create(name="Filial", phone_number_id="UNKNOWN_PNID")
-    intake.process_event(event.pk, force=True)
+    processing.process_event(event.pk, force=True)
 
     # then
     event.refresh_from_db()
@@ -519,7 +519,7 @@ def test_it_keeps_a_failed_event_with_its_error_and_retries_it(inbox) -> None:
     )
     try:
         # when
-        intake.process_event(event.pk)
+        processing.process_event(event.pk)
 
         # then: the good message is stored, the event keeps the error and a retry time
         event.refresh_from_db()

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from conversations import processing
 from conversations.models import Message, WebhookEvent
 from conversations.whatsapp.signature import sign, verify
 from tests.conftest import TEST_SECRET, load_sample, text_payload
@@ -178,12 +179,11 @@ def test_it_uses_a_secret_added_after_the_cache_was_filled(inbox, post_webhook) 
 
 @pytest.mark.django_db
 def test_it_does_not_process_a_rejected_event_on_replay(inbox, post_webhook) -> None:
-    from conversations.whatsapp import intake
 
     post_webhook(load_sample("01_text_meta.json"), signature="sha256=" + "a" * 64)
     event = WebhookEvent.objects.get()
 
-    intake.process_event(event.pk, force=True)
+    processing.process_event(event.pk, force=True)
 
     assert Message.objects.count() == 0
     event.refresh_from_db()

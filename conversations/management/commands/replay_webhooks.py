@@ -12,8 +12,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
 
+from conversations import processing
 from conversations.models import WebhookEvent
-from conversations.whatsapp import intake
 
 BUSY = "busy"
 
@@ -65,5 +65,5 @@ class Command(BaseCommand):
 
     def _process(self, pk: int, *, force: bool) -> str:
         """Apply one event in its own transaction and return the state it ended in."""
-        event = intake.process_event(pk, force=force)
+        event = processing.process_event(pk, force=force)
         return event.state if event is not None else BUSY
