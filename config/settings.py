@@ -60,19 +60,37 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 DATABASE_URL = env_str("DATABASE_URL")
 REDIS_URL = env_str("REDIS_URL")
-# Production mode is chosen by pointing the app at real services; nothing else switches it.
-PRODUCTION = bool(DATABASE_URL and REDIS_URL)
-RUNNING_TESTS = "pytest" in sys.modules or (len(sys.argv) > 1 and sys.argv[1] == "test")
+# The embedded mode (SQLite, in-memory layer, inline tasks, demo credentials) is the only one
+# with public defaults, and only with neither service configured. Anything else is treated as
+# production: a half-configured deployment (DATABASE_URL without REDIS_URL) is still reachable
+# from the internet, so it gets no public SECRET_KEY, no demo secrets and HTTPS.
+EMBEDDED = not (DATABASE_URL or REDIS_URL)
+PRODUCTION = not EMBEDDED
+# pytest is the test runner (Makefile, CI) and is the program actually running, not merely
+# importable: no production process (gunicorn, daphne, celery, manage.py) can be mistaken for it.
+_PROGRAM = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+RUNNING_TESTS = "pytest" in sys.modules and (
+    _PROGRAM.name in ("pytest", "py.test") or (_PROGRAM.name == "__main__.py" and _PROGRAM.parent.name == "pytest")
+)
 
 DEBUG = env_bool("DEBUG", False)
 
 _INSECURE_KEY = "embedded-mode-insecure-secret-key-do-not-use-in-production"
 SECRET_KEY = env_str("SECRET_KEY")
+if PRODUCTION and not SECRET_KEY and RUNNING_TESTS:
+    # The suite runs against PostgreSQL and Redis without a SECRET_KEY in its environment: it
+    # gets a key nobody knows, never the public embedded one.
+    import secrets
+
+    SECRET_KEY = "tests-" + secrets.token_urlsafe(48)
 if not SECRET_KEY:
-    if PRODUCTION and not RUNNING_TESTS:
-        raise ImproperlyConfigured("SECRET_KEY must be set in production mode (DATABASE_URL and REDIS_URL are set).")
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DATABASE_URL or REDIS_URL is set (only the embedded mode, with neither, "
+            "runs on the public demo key)."
+        )
     SECRET_KEY = _INSECURE_KEY
-elif PRODUCTION and (len(SECRET_KEY) < 32 or SECRET_KEY == _INSECURE_KEY) and not RUNNING_TESTS:
+elif PRODUCTION and (len(SECRET_KEY) < 32 or SECRET_KEY == _INSECURE_KEY):
     raise ImproperlyConfigured("SECRET_KEY must be a random string of at least 32 characters in production mode.")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
@@ -265,22 +283,38 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 # --- Security -----------------------------------------------------------------------------
+# Outside the embedded mode the app is served over HTTPS (Meta only calls https:// webhooks):
+# secure cookies, HSTS and the redirect are on unless turned off explicitly.
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", PRODUCTION)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Behind a proxy that terminates TLS, Django sees plain HTTP: without this header every
+# request would look insecure and the redirect would loop. Only set it when the proxy
+# overwrites X-Forwarded-Proto (a client could otherwise claim HTTPS).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
+# The test client speaks plain HTTP; pytest (and only pytest, see RUNNING_TESTS) runs without it.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION and not RUNNING_TESTS)
+if PRODUCTION and not SECURE_SSL_REDIRECT and not RUNNING_TESTS:
+    # Turned off on purpose because the proxy in front already redirects HTTP to HTTPS.
+    SILENCED_SYSTEM_CHECKS = ["security.W008"]
+# Health checks of compose and load balancers call the container over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # --- WhatsApp Cloud API -----------------------------------------------------------------
-# Demo credentials for the embedded mode; the ids are the ones in Meta's documentation
-# examples, so the samples from the docs route to the demo inbox.
-WHATSAPP_PHONE_NUMBER_ID = env_str("WHATSAPP_PHONE_NUMBER_ID", "" if PRODUCTION else "106540352242922")
-WHATSAPP_DISPLAY_NUMBER = env_str("WHATSAPP_DISPLAY_NUMBER", "" if PRODUCTION else "15550783881")
-WHATSAPP_WABA_ID = env_str("WHATSAPP_WABA_ID", "" if PRODUCTION else "102290129340398")
-WHATSAPP_ACCESS_TOKEN = env_str("WHATSAPP_ACCESS_TOKEN", "" if PRODUCTION else "demo-access-token")
-WHATSAPP_APP_SECRET = env_str("WHATSAPP_APP_SECRET", "" if PRODUCTION else "demo-app-secret")
-WHATSAPP_VERIFY_TOKEN = env_str("WHATSAPP_VERIFY_TOKEN", "" if PRODUCTION else "demo-verify-token")
+# Demo credentials for the embedded mode only (never with DATABASE_URL or REDIS_URL); the ids
+# are the ones in Meta's documentation examples, so the samples from the docs route to the
+# demo inbox.
+WHATSAPP_PHONE_NUMBER_ID = env_str("WHATSAPP_PHONE_NUMBER_ID", "106540352242922" if EMBEDDED else "")
+WHATSAPP_DISPLAY_NUMBER = env_str("WHATSAPP_DISPLAY_NUMBER", "15550783881" if EMBEDDED else "")
+WHATSAPP_WABA_ID = env_str("WHATSAPP_WABA_ID", "102290129340398" if EMBEDDED else "")
+WHATSAPP_ACCESS_TOKEN = env_str("WHATSAPP_ACCESS_TOKEN", "demo-access-token" if EMBEDDED else "")
+WHATSAPP_APP_SECRET = env_str("WHATSAPP_APP_SECRET", "demo-app-secret" if EMBEDDED else "")
+WHATSAPP_VERIFY_TOKEN = env_str("WHATSAPP_VERIFY_TOKEN", "demo-verify-token" if EMBEDDED else "")
 WHATSAPP_INBOX_NAME = env_str("WHATSAPP_INBOX_NAME", "WhatsApp")
 WHATSAPP_GRAPH_URL = env_str("WHATSAPP_GRAPH_URL", "https://graph.facebook.com/v24.0").rstrip("/")
 WHATSAPP_HTTP_TIMEOUT = env_float("WHATSAPP_HTTP_TIMEOUT", 15.0)
