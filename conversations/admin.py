@@ -545,7 +545,7 @@ class MessageAdmin(RecordAdmin):
             },
         ),
     )
-    actions = ("retry_media_download",)
+    actions = ("retry_media_download", "send_again")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
         # The raw JSON columns can be kilobytes per row and the list never shows them; the
@@ -615,6 +615,32 @@ class MessageAdmin(RecordAdmin):
             % {"retried": retried, "skipped": skipped, "failed": failed},
             messages.WARNING if failed else messages.SUCCESS,
         )
+
+    @admin.action(
+        description=_("Send again (not confirmed or failed before WhatsApp accepted it)"), permissions=("retry",)
+    )
+    def send_again(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        # Imported here, like the media module above: sending pulls in the Graph API client.
+        from conversations.outbound import SendRefused, send_again
+
+        queued = 0
+        refusals: Counter[str] = Counter()
+        for message in queryset.order_by("pk").iterator():
+            try:
+                send_again(message, request.user)
+            except SendRefused as refused:
+                refusals[str(refused)] += 1
+            else:
+                queued += 1
+        self.message_user(
+            request, gettext("%(queued)d messages queued to be sent again.") % {"queued": queued}, messages.SUCCESS
+        )
+        for reason, count in refusals.items():
+            self.message_user(
+                request,
+                gettext("%(count)d not sent again: %(reason)s") % {"count": count, "reason": reason},
+                messages.WARNING,
+            )
 
 
 # --- WebhookEvent ------------------------------------------------------------------------------

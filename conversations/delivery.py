@@ -9,8 +9,14 @@ never send the same row, and handles the answer:
   inbox paused, when the token or the account is the problem);
 - answer lost (read timeout...): the row stays ``sending``. Meta echoes our
   ``biz_opaque_callback_data`` in the status webhook and ``services.apply_status`` links the row
-  then; only if nothing arrives within ``WHATSAPP_SEND_CONFIRM_SECONDS`` does
-  ``reconcile_unconfirmed`` send again. Re-sending at once could deliver the message twice.
+  then, however late. If nothing arrives within ``WHATSAPP_SEND_CONFIRM_SECONDS``,
+  ``reconcile_unconfirmed`` marks it ``unconfirmed`` and a person decides
+  (``outbound.send_again``). It is never sent again automatically: the status webhook may still
+  be waiting in the webhook backlog, and the customer would get the message twice.
+
+Each attempt has a number (``send_attempts``); a worker calls Meta only while the row is still
+``sending`` with *its* number (a compare-and-set), so a worker whose upload outlived the sweep,
+or that a "send again" overtook, never sends a second copy.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from conversations import events, outbound, services
+from conversations import events, services
 from conversations.models import MEDIA_TYPES, Inbox, Message
 from conversations.whatsapp.graph import PAIR_RATE_LIMIT, GraphClient, GraphError
 
@@ -102,14 +108,15 @@ def deliver(message_id: int) -> Outcome:
         message.send_started = timezone.now()
         message.save(update_fields=["status", "send_attempts", "send_started", "updated"])
     # Committed: from here on a crash leaves the row in ``sending`` for reconcile_unconfirmed.
+    attempt = message.send_attempts
     client = GraphClient(inbox)
     try:
         needs_upload = bool(message.media) and not message.media_id and message.type in MEDIA_TYPES
-        if needs_upload and not _upload(client, message):
+        if needs_upload and not _upload(client, message, attempt):
             return Outcome("skipped")
         wamid = client.send_message(message.payload)
     except GraphError as error:
-        return _handle_error(message, inbox, error)
+        return _handle_error(message, inbox, error, attempt)
     with transaction.atomic():
         locked = Message.objects.select_for_update(of=("self",)).select_related("conversation").get(pk=message.pk)
         if locked.wamid and locked.wamid != wamid:
@@ -124,9 +131,13 @@ def deliver(message_id: int) -> Outcome:
     return Outcome("sent")
 
 
-def _upload(client: GraphClient, message: Message) -> bool:
+def _upload(client: GraphClient, message: Message, attempt: int) -> bool:
     """Upload the stored file to Meta and put its id into the payload. Repeating an upload is
-    harmless (an unused media id expires), so upload failures never leave the row uncertain."""
+    harmless (an unused media id expires), so upload failures never leave the row uncertain.
+
+    Returns whether this attempt still owns the row and may send. An upload can take longer
+    than the confirmation window: meanwhile the sweep may have marked the row unconfirmed and a
+    person may have sent it again (a new attempt, sent by another worker)."""
     with message.media.open("rb") as fh:
         try:
             filename = message.media_filename or os.path.basename(message.media.name)
@@ -137,26 +148,47 @@ def _upload(client: GraphClient, message: Message) -> bool:
             raise
     payload = dict(message.payload)
     payload[message.type] = {**payload.get(message.type, {}), "id": media_id}
-    # send_started restarts: a long upload must not make the sweep think the send was lost.
-    updated = Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
-        media_id=media_id,
-        payload=payload,
-        media_status=Message.MediaStatus.UPLOADED,
-        send_started=timezone.now(),
-        updated=timezone.now(),
-    )
+    # The claim, a compare-and-set on the attempt number: only the worker of the row's current
+    # attempt goes on to call Meta. An ``unconfirmed`` row of this same attempt is taken back:
+    # its message has surely not been sent (that happens only after this upload), and a "send
+    # again" would have made a new attempt number. send_started restarts so the sweep measures
+    # the confirmation window from the send itself, not from the start of a long upload.
+    with transaction.atomic():
+        locked = (
+            Message.objects.select_for_update(of=("self",))
+            .select_related("conversation")
+            .filter(
+                pk=message.pk, send_attempts=attempt, status__in=[Message.Status.SENDING, Message.Status.UNCONFIRMED]
+            )
+            .first()
+        )
+        if locked is None:
+            logger.info("message %s: attempt %s overtaken during its upload; not sending", message.pk, attempt)
+            return False
+        taken_back = locked.status != Message.Status.SENDING
+        locked.status = Message.Status.SENDING
+        locked.media_id, locked.payload, locked.media_status = media_id, payload, Message.MediaStatus.UPLOADED
+        locked.send_started = timezone.now()
+        locked.save(update_fields=["status", "media_id", "payload", "media_status", "send_started", "updated"])
+        if taken_back:
+            events.message_updated(locked, "status")
     message.media_id, message.payload, message.media_status = media_id, payload, Message.MediaStatus.UPLOADED
-    return bool(updated)
+    return True
 
 
-def _handle_error(message: Message, inbox: Inbox, error: GraphError) -> Outcome:
+def _handle_error(message: Message, inbox: Inbox, error: GraphError, attempt: int) -> Outcome:
     if error.uncertain:
-        # Meta may have accepted it: wait for the status webhook (callback data) or the sweep.
+        # Meta may have accepted it: wait for the status webhook (callback data); past the
+        # confirmation window the sweep marks it unconfirmed for a person to decide.
         logger.warning("message %s: outcome unknown (%s); waiting for a status webhook", message.pk, error)
         return Outcome("uncertain")
     with transaction.atomic():
         locked = Message.objects.select_for_update(of=("self",)).select_related("conversation").get(pk=message.pk)
-        if locked.status != Message.Status.SENDING:
+        # Another attempt owns the row now (or a webhook settled it): this answer is stale. An
+        # ``unconfirmed`` row of this attempt (the sweep ran while a slow answer was on its way)
+        # is settled by it: a definite error means Meta did not take the message.
+        mine = locked.status in (Message.Status.SENDING, Message.Status.UNCONFIRMED) and locked.send_attempts == attempt
+        if not mine:
             return Outcome("skipped")
         if error.retryable:
             if locked.send_attempts >= settings.WHATSAPP_SEND_MAX_ATTEMPTS:
@@ -222,9 +254,12 @@ def _apply_reaction(message: Message) -> None:
 
 
 def reconcile_unconfirmed(now: datetime | None = None, *, limit: int = 500) -> list[int]:
-    """Rows left ``sending`` without a wamid past the confirmation window: Meta never echoed
-    them in a status webhook, so they most likely were not sent. Put them back to pending
-    (or fail them when out of attempts). Returns the ids put back, already queued."""
+    """Rows left ``sending`` without a wamid past the confirmation window: Meta's answer was
+    lost (or the worker died) and no status webhook has linked them yet. They may well have
+    reached the customer, and their status webhook may still be waiting in the backlog, so
+    they are never sent again from here: they become ``unconfirmed``, shown to people, who
+    decide (``outbound.send_again``). A late status webhook still links them and moves them on.
+    Returns the ids marked."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.WHATSAPP_SEND_CONFIRM_SECONDS)
     candidates = list(
@@ -237,10 +272,11 @@ def reconcile_unconfirmed(now: datetime | None = None, *, limit: int = 500) -> l
         .order_by("send_started")
         .values_list("pk", flat=True)[:limit]
     )
-    requeued = []
+    marked = []
     for pk in candidates:
         with transaction.atomic():
-            # Re-checked under the lock: a status webhook may have linked it since.
+            # Re-checked under the lock: a status webhook may have linked it since, or a worker
+            # may have just claimed it (send_started restarts then).
             message = (
                 Message.objects.select_for_update(of=("self",))
                 .select_related("conversation")
@@ -249,21 +285,13 @@ def reconcile_unconfirmed(now: datetime | None = None, *, limit: int = 500) -> l
             )
             if message is None:
                 continue
-            if message.send_attempts >= settings.WHATSAPP_SEND_MAX_ATTEMPTS:
-                _fail(
-                    message,
-                    code=None,
-                    title=gettext("Not confirmed by WhatsApp after %(n)s attempts.") % {"n": message.send_attempts},
-                    details=message.error_details,
-                )
-                continue
-            message.status = Message.Status.PENDING
+            message.status = Message.Status.UNCONFIRMED
             message.save(update_fields=["status", "updated"])
-            outbound.enqueue_send(message.pk)
-            requeued.append(message.pk)
-    if requeued:
-        logger.info("sending sweep: %s unconfirmed messages queued again", len(requeued))
-    return requeued
+            events.message_updated(message, "status")
+            marked.append(message.pk)
+    if marked:
+        logger.warning("sending sweep: %s messages not confirmed by WhatsApp; a person decides", len(marked))
+    return marked
 
 
 def due_pending(now: datetime | None = None, *, min_age: float = 60.0, limit: int = 500) -> list[int]:

@@ -173,6 +173,47 @@ def enqueue_send(message_id: int) -> None:
     jobs.enqueue_on_commit(jobs.SEND_MESSAGE, message_id)
 
 
+NOT_RESENDABLE = _(
+    "Only a message that WhatsApp did not confirm, or that failed before WhatsApp accepted it, can be sent again."
+)
+
+
+def can_send_again(message: Message) -> bool:
+    """Whether ``send_again`` would accept this message (the console shows the button by it)."""
+    if message.direction != Message.Direction.OUT:
+        return False
+    if message.status == Message.Status.UNCONFIRMED:
+        return True
+    # A failure with a wamid happened after Meta accepted the message (a failed status
+    # webhook): that copy exists at Meta and cannot be sent again under the same row.
+    return message.status == Message.Status.FAILED and not message.wamid
+
+
+def send_again(message: Message, actor: AbstractBaseUser | None = None) -> Message:
+    """A person decided to send again a message WhatsApp never confirmed (it may or may not
+    have reached the customer) or one that failed before Meta accepted it.
+
+    Checks the inbox and the 24-hour window like any send, then makes the row pending for a
+    new attempt and queues it. The new attempt gets a new number, so a worker still busy with
+    the old one (a slow upload) finds the row is no longer its own and never sends."""
+    with transaction.atomic():
+        locked = Message.objects.select_for_update(of=("self",)).select_related("conversation").get(pk=message.pk)
+        if not can_send_again(locked):
+            raise SendRefused(NOT_RESENDABLE, reason="not_resendable")
+        check_can_send(locked.conversation, template=locked.type == "template")
+        previous = locked.status
+        locked.status = Message.Status.PENDING
+        locked.failed_at = None
+        locked.save(update_fields=["status", "failed_at", "updated"])
+        events.message_updated(locked, "status")
+        enqueue_send(locked.pk)
+    logger.info(
+        "message %s (%s) sent again by user %s", locked.pk, previous, getattr(actor, "pk", None) if actor else None
+    )
+    message.status, message.failed_at = locked.status, locked.failed_at
+    return locked
+
+
 # --- Sending services ------------------------------------------------------------------------------
 
 

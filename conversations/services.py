@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from conversations import events, jobs, signals
-from conversations.models import Alert, Conversation, Customer, Inbox, Message, OrphanStatus
+from conversations.models import Alert, Conversation, Customer, Inbox, Message, OrphanStatus, alert_dedupe_key
 from conversations.whatsapp.parsing import Identity, NewMessage, StatusUpdate
 
 logger = logging.getLogger(__name__)
@@ -24,6 +24,9 @@ STATUS_RANK = {
     Message.Status.RECEIVED: -1,
     Message.Status.PENDING: 0,
     Message.Status.SENDING: 0,
+    # Same rank as sending: a status webhook that arrives after the sweep gave up waiting still
+    # moves the row forward (and links its wamid by callback data).
+    Message.Status.UNCONFIRMED: 0,
     Message.Status.SENT: 1,
     Message.Status.FAILED: 2,
     Message.Status.DELIVERED: 3,
@@ -69,12 +72,29 @@ def ensure_default_inbox() -> Inbox | None:
 
 
 def raise_alert(inbox: Inbox | None, kind: str, title: str, *, code: int | None = None, details: str = "") -> Alert:
-    """Record an admin-visible alert, once while it is open."""
-    existing = Alert.objects.filter(inbox=inbox, kind=kind, code=code, title=title[:300], resolved__isnull=True).first()
-    if existing:
-        return existing
-    logger.warning("alert for inbox %s: [%s] %s %s", inbox.pk if inbox else None, kind, code, title)
-    return Alert.objects.create(inbox=inbox, kind=kind, code=code, title=title[:300], details=details)
+    """Record an admin-visible alert, once while it is open.
+
+    Two workers raising the same alert at once both pass any "is it open already?" check, so
+    the partial unique constraint on ``dedupe_key`` decides: the loser's insert fails in its
+    savepoint and it returns the winner's row. The lookup first only spares an insert (and a
+    server-side error) in the common case of an alert that is already open."""
+    title = title[:300]
+    key = alert_dedupe_key(inbox.pk if inbox else None, kind, code, title)
+    # A few rounds: the open alert we collided with may be resolved before we can read it.
+    for _round in range(3):
+        existing = Alert.objects.filter(dedupe_key=key, resolved__isnull=True).first()
+        if existing is not None:
+            return existing
+        try:
+            with transaction.atomic():
+                alert = Alert.objects.create(
+                    inbox=inbox, kind=kind, code=code, title=title, details=details, dedupe_key=key
+                )
+        except IntegrityError:
+            continue
+        logger.warning("alert for inbox %s: [%s] %s %s", inbox.pk if inbox else None, kind, code, title)
+        return alert
+    raise RuntimeError(f"could not raise alert {key}: it keeps being resolved and raised")
 
 
 def pause_sending(inbox: Inbox, reason: str) -> None:

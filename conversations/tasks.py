@@ -94,8 +94,9 @@ def mark_message_read(self: Any, message_id: int, typing: bool = False) -> None:
 
 @shared_task(ignore_result=True)
 def sweep_outbound_messages(limit: int = 500) -> int:
-    """Send again what a lost answer left unconfirmed, and queue pending rows whose task was
-    lost (broker down when they were stored, worker died)."""
+    """Mark sends a lost answer left unconfirmed past the window (never sent again
+    automatically: a person decides), and queue pending rows whose task was lost (broker down
+    when they were stored, worker died)."""
     count = len(delivery.reconcile_unconfirmed(timezone.now(), limit=limit))
     for message_id in delivery.due_pending(timezone.now(), limit=limit):
         jobs.enqueue(jobs.SEND_MESSAGE, message_id)

@@ -1,17 +1,21 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 
-from conversations import delivery, outbound, tasks
-from conversations.models import Alert, Conversation, Customer, Inbox, Message, OrphanStatus
+from conversations import delivery, outbound, processing, tasks
+from conversations.models import Alert, Conversation, Customer, Inbox, Message, OrphanStatus, WebhookEvent
 from conversations.outbound import InvalidMessage, SendRefused
 from tests.conftest import status_payload
 from tests.fake_graph import FakeGraph, Reply, graph_error
@@ -218,7 +222,7 @@ def test_it_waits_for_the_status_webhook_after_a_lost_answer(
     assert message.status == Message.Status.SENT
 
 
-def test_it_sends_once_more_when_no_webhook_confirms_in_time(
+def test_it_marks_a_lost_answer_unconfirmed_and_never_sends_it_again(
     settings: Any, conversation: Conversation, fake_graph: FakeGraph
 ) -> None:
     # given: the first request's answer is lost and no status webhook ever comes
@@ -227,20 +231,179 @@ def test_it_sends_once_more_when_no_webhook_confirms_in_time(
     message = outbound.send_text(conversation, "Oi")
     assert delivery.reconcile_unconfirmed(timezone.now()) == []
 
-    # when
+    # when: the sweep runs past the confirmation window, twice, and a late duplicate task comes
     later = timezone.now() + timedelta(seconds=settings.WHATSAPP_SEND_CONFIRM_SECONDS + 1)
-    requeued = delivery.reconcile_unconfirmed(later)
+    marked = delivery.reconcile_unconfirmed(later)
     again = delivery.reconcile_unconfirmed(later + timedelta(hours=1))
+    tasks.send_message.apply(args=[message.pk])
 
     # then
     message.refresh_from_db()
-    assert requeued == [message.pk]
+    assert marked == [message.pk]
     assert again == []
-    assert len(fake_graph.sends()) == 2
-    assert len(fake_graph.accepted) == 1
+    assert len(fake_graph.sends()) == 1
+    assert message.status == Message.Status.UNCONFIRMED
+    assert message.wamid is None
+    assert message.send_attempts == 1
+
+
+def test_it_never_sends_again_while_the_status_webhook_waits_in_the_backlog(
+    settings: Any, conversation: Conversation, fake_graph: FakeGraph, post_webhook: Callable[..., Any]
+) -> None:
+    # given: Meta accepts the message but its answer is lost (read timeout)...
+    settings.WHATSAPP_HTTP_TIMEOUT = 0.2
+    fake_graph.script("messages", Reply(accept=True, delay=0.6))
+    message = outbound.send_text(conversation, "Oi")
+    [accepted] = fake_graph.accepted
+    # ...and the status webhook that would link it is stored but sits unprocessed in the backlog
+    # (production mode: the request only stores it, the dispatcher applies it later).
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    body = status_payload(accepted["wamid"], "delivered", 1_750_000_100, biz_opaque_callback_data=message.callback_data)
+    assert post_webhook(body).status_code == 200
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    event = WebhookEvent.objects.get()
+    assert event.state == WebhookEvent.State.PENDING
+
+    # when: the beat sweep runs past the confirmation window, twice
+    settings.WHATSAPP_SEND_CONFIRM_SECONDS = 0
+    tasks.sweep_outbound_messages()
+    tasks.sweep_outbound_messages()
+
+    # then: nothing more went to Meta; the row waits for a person, not confirmed
+    message.refresh_from_db()
+    assert len(fake_graph.sends()) == 1
+    assert message.status == Message.Status.UNCONFIRMED
+    assert message.wamid is None
+
+    # when: the status webhook is finally processed
+    processing.process_event(event.pk)
+
+    # then: it links the row to its wamid and moves it forward
+    message.refresh_from_db()
+    assert message.wamid == accepted["wamid"]
+    assert message.status == Message.Status.DELIVERED
+    assert message.delivered_at is not None
+    assert len(fake_graph.sends()) == 1
+
+
+def _in_thread(work: Callable[[], Any]) -> threading.Thread:
+    """Run ``work`` in a thread of its own (its own database connection), like a second worker."""
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def pending_image_row(conversation: Conversation) -> Message:
+    """An outbound image as send_media stores it (file kept, to be uploaded), without its task."""
+    message = pending_row(conversation)
+    message.type = "image"
+    message.text = ""
+    message.media_mime = "image/png"
+    message.media.save(f"out-{message.uuid}.png", ContentFile(PNG), save=False)
+    message.payload = {**message.payload, "type": "image", "image": {}}
+    del message.payload["text"]
+    message.save()
+    return message
+
+
+PNG = b"\x89PNG\r\n\x1a\n fake image"
+
+
+def test_it_sends_once_when_a_slow_upload_outlives_the_sweep_and_a_send_again(
+    settings: Any, conversation: Conversation, fake_graph: FakeGraph
+) -> None:
+    # given: worker 1 claims an image and its upload to Meta outlives the confirmation window;
+    # the second attempt's upload is slow too, so both uploads finish while a send is claimable
+    settings.WHATSAPP_HTTP_TIMEOUT = 5.0
+    fake_graph.script("media", Reply(json={"id": "UPLOADED.SLOW1"}, delay=1.0))
+    fake_graph.script("media", Reply(json={"id": "UPLOADED.SLOW2"}, delay=1.5))
+    message = pending_image_row(conversation)
+    outcomes: list[delivery.Outcome] = []
+    worker = _in_thread(lambda: outcomes.append(delivery.deliver(message.pk)))
+    _wait_for(lambda: len(fake_graph.calls("media")) == 1)
+
+    # when: the sweep marks it unconfirmed and a person sends it again (run here, in the
+    # embedded mode: attempt 2 uploads and sends while worker 1's upload finishes)
+    settings.WHATSAPP_SEND_CONFIRM_SECONDS = 0
+    tasks.sweep_outbound_messages()
+    message.refresh_from_db()
+    assert message.status == Message.Status.UNCONFIRMED
+    outbound.send_again(message)
+    worker.join()
+
+    # then: Meta got one send, the second attempt's
+    message.refresh_from_db()
+    assert [o.result for o in outcomes] == ["skipped"]
+    assert len(fake_graph.calls("media")) == 2
+    [send] = fake_graph.sends()
+    assert send.json["image"] == {"id": "UPLOADED.SLOW2"}
     assert message.status == Message.Status.SENT
     assert message.wamid == fake_graph.accepted[0]["wamid"]
+    assert message.media_id == "UPLOADED.SLOW2"
     assert message.send_attempts == 2
+
+
+def test_it_sends_a_slow_upload_once_when_the_sweep_marked_it_meanwhile(
+    settings: Any, conversation: Conversation, fake_graph: FakeGraph
+) -> None:
+    # given: an upload that outlives the confirmation window
+    settings.WHATSAPP_HTTP_TIMEOUT = 5.0
+    fake_graph.script("media", Reply(json={"id": "UPLOADED.SLOW"}, delay=0.8))
+    message = pending_image_row(conversation)
+    outcomes: list[delivery.Outcome] = []
+    worker = _in_thread(lambda: outcomes.append(delivery.deliver(message.pk)))
+    _wait_for(lambda: len(fake_graph.calls("media")) == 1)
+
+    # when: the sweep marks it unconfirmed, then the upload finishes and nobody sent it again
+    settings.WHATSAPP_SEND_CONFIRM_SECONDS = 0
+    tasks.sweep_outbound_messages()
+    worker.join()
+    tasks.sweep_outbound_messages()
+
+    # then: nothing had gone to Meta yet, so the worker's own attempt sends it, once
+    message.refresh_from_db()
+    assert [o.result for o in outcomes] == ["sent"]
+    assert len(fake_graph.sends()) == 1
+    assert message.status == Message.Status.SENT
+    assert message.send_attempts == 1
+
+
+def test_it_links_a_late_send_answer_to_a_row_the_sweep_marked_unconfirmed(
+    settings: Any, conversation: Conversation, fake_graph: FakeGraph
+) -> None:
+    # given: Meta's answer is slow, and the sweep gives up waiting while it is on its way
+    settings.WHATSAPP_HTTP_TIMEOUT = 5.0
+    fake_graph.script("messages", Reply(accept=True, delay=0.8))
+    message = pending_row(conversation)
+    outcomes: list[delivery.Outcome] = []
+    worker = _in_thread(lambda: outcomes.append(delivery.deliver(message.pk)))
+    _wait_for(lambda: len(fake_graph.sends()) == 1)
+    settings.WHATSAPP_SEND_CONFIRM_SECONDS = 0
+    assert delivery.reconcile_unconfirmed() == [message.pk]
+
+    # when: the answer arrives
+    worker.join()
+
+    # then: the row learns its wamid and is sent, once
+    message.refresh_from_db()
+    assert [o.result for o in outcomes] == ["sent"]
+    assert message.status == Message.Status.SENT
+    assert message.wamid == fake_graph.accepted[0]["wamid"]
+    assert len(fake_graph.sends()) == 1
 
 
 def test_it_applies_a_status_that_raced_ahead_of_the_send_answer(
