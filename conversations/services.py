@@ -4,12 +4,14 @@ the tasks all come through here."""
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime
 from typing import Any
 
 import phonenumbers
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from conversations import events, jobs, signals
@@ -170,6 +172,13 @@ def upsert_customer(identity: Identity) -> Customer:
             customer = _find_customer(identity)
             if customer is None:
                 raise
+    refresh_profile(customer, identity)
+    return customer
+
+
+def refresh_profile(customer: Customer, identity: Identity) -> None:
+    """Keep the customer's profile as the latest message shows it. No query when nothing changed
+    (the common case: intake calls this for every message)."""
     updates: dict[str, str] = {}
     if identity.name and customer.name != identity.name[:256]:
         updates["name"] = identity.name[:256]
@@ -184,7 +193,6 @@ def upsert_customer(identity: Identity) -> Customer:
         updates["user_id"] = identity.user_id
     if updates:
         _update_customer(customer, updates)
-    return customer
 
 
 def _update_customer(customer: Customer, updates: dict[str, str]) -> None:
@@ -224,13 +232,30 @@ def change_customer_user_id(customer: Customer, new_user_id: str) -> bool:
     return customer.user_id == new_user_id
 
 
+def _first(queryset: QuerySet[Any]) -> Any:
+    """The first row or None. Unlike ``.first()`` this adds no ORDER BY: callers clear or choose
+    the ordering (a lookup on a unique key needs none, and compiling it costs CPU per message)."""
+    rows = list(queryset[:1])
+    return rows[0] if rows else None
+
+
 # --- Conversations ------------------------------------------------------------------------
 
 
-def open_conversation(inbox: Inbox, customer: Customer, *, referral: dict | None = None) -> tuple[Conversation, bool]:
+def open_conversation(
+    inbox: Inbox,
+    customer: Customer,
+    *,
+    referral: dict | None = None,
+    status: str = Conversation.Status.BOT,
+) -> tuple[Conversation, bool]:
     """The customer's open conversation in this inbox, opening one if there is none. The row
-    comes back locked so concurrent intake for the same conversation is serialised."""
-    conversation = Conversation.objects.select_for_update().open().filter(inbox=inbox, customer=customer).first()
+    comes back locked so concurrent intake for the same conversation is serialised.
+
+    ``status`` is who owns a conversation opened here: the bot for a customer's message, the
+    queue (people) for an echo, since someone at the business is already answering from the
+    WhatsApp Business app and the bot must not talk over them."""
+    conversation = _first(Conversation.objects.select_for_update().open().filter(inbox=inbox, customer=customer))
     if conversation:
         return conversation, False
     referral = referral or {}
@@ -239,7 +264,7 @@ def open_conversation(inbox: Inbox, customer: Customer, *, referral: dict | None
             conversation = Conversation.objects.create(
                 inbox=inbox,
                 customer=customer,
-                status=Conversation.Status.BOT,
+                status=status,
                 referral=referral,
                 ctwa_clid=str(referral.get("ctwa_clid") or "")[:512],
                 referral_source=str(referral.get("source_url") or referral.get("source_id") or "")[:1024],
@@ -256,6 +281,27 @@ def open_conversation(inbox: Inbox, customer: Customer, *, referral: dict | None
     return conversation, True
 
 
+def _locked_open_conversation(inbox: Inbox, identity: Identity) -> Conversation | None:
+    """The steady state in one query: the customer's open conversation in this inbox, locked,
+    with its customer. None when either does not exist yet; the caller then takes the long way
+    (``upsert_customer``, which also finds a customer known only by another identifier)."""
+    if identity.wa_id:
+        match = {"customer__wa_id": identity.wa_id}
+    elif identity.user_id:
+        match = {"customer__user_id": identity.user_id}
+    else:
+        return None
+    # of=("self",): lock the conversation only; two conversations (two inboxes) of one customer
+    # are applied in parallel.
+    return _first(
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("customer")
+        .open()
+        .filter(inbox=inbox, **match)
+        .order_by()
+    )
+
+
 def _touch_conversation(conversation: Conversation, when: datetime, *, inbound: bool) -> None:
     fields = []
     if conversation.last_message is None or when > conversation.last_message:
@@ -270,79 +316,184 @@ def _touch_conversation(conversation: Conversation, when: datetime, *, inbound: 
 
 # --- Messages -----------------------------------------------------------------------------
 
+# Reactions, edits and revokes act on another message: the key of their object naming it.
+ACTION_TARGET_KEY = {"reaction": "message_id", "edit": "original_message_id", "revoke": "original_message_id"}
+
 
 def record_message(
     inbox: Inbox, identity: Identity, new: NewMessage, *, event_id: int | None = None
 ) -> tuple[Message, bool]:
-    """Store one inbound or echoed message exactly once (unique wamid), opening the
-    conversation if needed, and apply what it means to the message it refers to.
+    """Store one inbound or echoed message exactly once (unique wamid) and apply what it means.
 
-    Must run inside a transaction. Returns (message, created)."""
-    # exists() compiles and returns far less than fetching a 45-column row, and almost every
-    # message is new.
-    if Message.objects.filter(wamid=new.wamid).exists():
-        return Message.objects.get(wamid=new.wamid), False
-    customer = upsert_customer(identity)
-    conversation, _ = open_conversation(inbox, customer, referral=new.referral)
-    defaults: dict[str, Any] = {
-        "conversation": conversation,
-        "direction": new.direction,
-        "sender_kind": new.sender_kind,
-        "type": new.type[:40],
-        "text": new.text,
-        "content": new.content or {},
-        "caption": new.caption,
-        "media_id": new.media_id[:255],
-        "media_mime": new.media_mime[:255],
-        "media_sha256": new.media_sha256[:128],
-        "media_filename": new.media_filename[:500],
-        "media_status": Message.MediaStatus.PENDING if new.media_id else Message.MediaStatus.NONE,
-        "context_wamid": new.context_wamid[:255],
-        "forwarded": new.forwarded,
-        "frequently_forwarded": new.frequently_forwarded,
-        "referral": new.referral or {},
-        "wa_timestamp": new.timestamp,
-        "error_code": new.error_code,
-        "error_title": new.error_title[:500],
-        "error_details": new.error_details,
-        "raw": new.raw or {},
-        "event_id": event_id,
-    }
-    if new.direction == Message.Direction.OUT:
-        defaults["status"] = Message.Status.SENT
-        defaults["sent_at"] = new.timestamp
-    if new.context_wamid:
-        defaults["reply_to"] = Message.objects.filter(wamid=new.context_wamid, conversation=conversation).first()
-    try:
-        with transaction.atomic():
-            message = Message.objects.create(wamid=new.wamid, **defaults)
-    except IntegrityError:
-        # Same wamid stored by a concurrent worker between our check and insert.
-        return Message.objects.get(wamid=new.wamid), False
-    _touch_conversation(conversation, new.timestamp, inbound=new.direction == Message.Direction.IN)
-    _apply_to_target(message, customer)
+    Where it goes: a reaction, edit or revoke joins the message it acts on, wherever that is
+    among this customer's conversations in this inbox (a reaction to last month's message opens
+    nothing). One whose message is not known yet waits for it (``action_pending``), in the open
+    conversation or else the latest one, and is applied when that message arrives, in the same
+    transaction. Anything else joins the customer's open conversation or opens one: owned by the
+    bot for the customer's own message, by the queue for an echo.
+
+    Must run inside a transaction. Returns (message, created).
+
+    Steady state (customer and open conversation exist, a plain new message): four queries.
+    The open conversation is locked first, which serialises one customer's intake, so the
+    "is this wamid known?" read after it sees whatever a concurrent worker committed and a
+    duplicate never reaches the insert: no savepoint is needed there. Every other path may
+    race without that lock, so its insert runs in a savepoint."""
+    conversation = _locked_open_conversation(inbox, identity)
+    known, waiting, reply_to = _known_waiting_and_reply(new)
+    if known is not None:
+        return known, False
+    if conversation is not None:
+        customer = conversation.customer
+        refresh_profile(customer, identity)
+    else:
+        customer = upsert_customer(identity)
+    echo = new.direction == Message.Direction.OUT and new.sender_kind == Message.SenderKind.PHONE_APP
+    target_wamid = _target_wamid(new)
+    target = _find_target(inbox, customer, target_wamid) if target_wamid else None
+    if target is not None:
+        home = target.conversation
+    elif conversation is not None:
+        home = conversation
+    elif target_wamid:
+        # Waiting for a message we have not seen: no need to open a conversation to hold it if
+        # the customer has one here already (even closed).
+        home = _first(Conversation.objects.filter(inbox=inbox, customer=customer).order_by("-opened", "-pk"))
+    else:
+        home = None
+    if home is None:
+        status = Conversation.Status.QUEUED if echo else Conversation.Status.BOT
+        home, _ = open_conversation(inbox, customer, referral=new.referral, status=status)
+    if reply_to is not None and not _same_chat(reply_to, inbox, customer):
+        reply_to = None  # a customer never links to another chat's message
+
+    message = _new_row(new, home, reply_to, target_wamid, pending=bool(target_wamid) and target is None)
+    message.event_id = event_id
+    if conversation is not None and home.pk == conversation.pk:
+        message.save(force_insert=True)
+    else:
+        try:
+            with transaction.atomic():
+                message.save(force_insert=True)
+        except IntegrityError:
+            # Same wamid stored by a concurrent worker between our check and insert.
+            return Message.objects.get(wamid=new.wamid), False
+    if home.status != Conversation.Status.CLOSED:
+        _touch_conversation(home, new.timestamp, inbound=new.direction == Message.Direction.IN)
     events.message_created(message)
+    if target is not None:
+        _apply_action(message, target)
+    _apply_waiting(message, [w for w in waiting if _same_chat(w, inbox, customer)])
+    if message.type == "system":
+        _apply_system(message, customer)
     announce = {
         (Message.Direction.IN, Message.SenderKind.CUSTOMER): signals.message_received,
         (Message.Direction.OUT, Message.SenderKind.PHONE_APP): signals.echo_received,
     }.get((message.direction, message.sender_kind))
     if announce is not None:
-        signals.send_on_commit(
-            announce, message_id=message.pk, conversation_id=conversation.pk, inbox_id=conversation.inbox_id
-        )
+        signals.send_on_commit(announce, message_id=message.pk, conversation_id=home.pk, inbox_id=home.inbox_id)
     if new.media_id:
         jobs.enqueue_on_commit(jobs.DOWNLOAD_MEDIA, message.pk)
     return message, True
 
 
-def _apply_to_target(message: Message, customer: Customer) -> None:
-    """Reactions, edits and revokes change the message they point at."""
-    content = message.content or {}
-    side = "business" if message.direction == Message.Direction.OUT else "customer"
-    if message.type == "reaction":
-        target = _target(message, content.get("message_id"))
-        if target is None:
-            return
+def _known_waiting_and_reply(new: NewMessage) -> tuple[Message | None, list[Message], Message | None]:
+    """One query for three questions: is this wamid stored already, which reactions/edits/revokes
+    are waiting for it, and which message does it reply to. Callers check the chat of each."""
+    query = Q(wamid=new.wamid) | Q(target_wamid=new.wamid, action_pending=True)
+    if new.context_wamid:
+        query |= Q(wamid=new.context_wamid[:255])
+    known = reply_to = None
+    waiting: list[Message] = []
+    for row in Message.objects.filter(query).select_related("conversation").order_by():
+        if row.wamid == new.wamid:
+            known = row
+        elif row.action_pending and row.target_wamid == new.wamid:
+            waiting.append(row)
+        if new.context_wamid and row.wamid == new.context_wamid[:255]:
+            reply_to = row
+    return known, waiting, reply_to
+
+
+def _same_chat(message: Message, inbox: Inbox, customer: Customer) -> bool:
+    return message.conversation.inbox_id == inbox.pk and message.conversation.customer_id == customer.pk
+
+
+def _target_wamid(new: NewMessage) -> str:
+    key = ACTION_TARGET_KEY.get(new.type)
+    value = (new.content or {}).get(key) if key else None
+    return value[:255] if isinstance(value, str) else ""
+
+
+def _find_target(inbox: Inbox, customer: Customer, wamid: str) -> Message | None:
+    # Only among this customer's conversations in this inbox: a customer cannot touch another
+    # chat's messages, whatever wamid they send.
+    return _first(
+        Message.objects.select_for_update(of=("self",))
+        .select_related("conversation")
+        .filter(wamid=wamid, conversation__inbox=inbox, conversation__customer=customer)
+        .order_by()
+    )
+
+
+def _new_row(
+    new: NewMessage, conversation: Conversation, reply_to: Message | None, target_wamid: str, *, pending: bool
+) -> Message:
+    message = Message(
+        wamid=new.wamid,
+        conversation=conversation,
+        direction=new.direction,
+        sender_kind=new.sender_kind,
+        type=new.type[:40],
+        text=new.text,
+        content=new.content or {},
+        caption=new.caption,
+        media_id=new.media_id[:255],
+        media_mime=new.media_mime[:255],
+        media_sha256=new.media_sha256[:128],
+        media_filename=new.media_filename[:500],
+        media_status=Message.MediaStatus.PENDING if new.media_id else Message.MediaStatus.NONE,
+        context_wamid=new.context_wamid[:255],
+        reply_to=reply_to,
+        forwarded=new.forwarded,
+        frequently_forwarded=new.frequently_forwarded,
+        referral=new.referral or {},
+        wa_timestamp=new.timestamp,
+        error_code=new.error_code,
+        error_title=new.error_title[:500],
+        error_details=new.error_details,
+        raw=new.raw or {},
+        target_wamid=target_wamid,
+        action_pending=pending,
+    )
+    if new.direction == Message.Direction.OUT:
+        message.status = Message.Status.SENT
+        message.sent_at = new.timestamp
+    return message
+
+
+def _apply_waiting(message: Message, waiting: list[Message]) -> None:
+    """Reactions, edits and revokes that arrived before ``message``: applied now, in WhatsApp
+    order, in the transaction that stores it."""
+    if not waiting:
+        return
+    waiting.sort(key=lambda action: (action.wa_timestamp, action.pk))
+    for action in waiting:
+        _apply_action(action, message)
+    Message.objects.filter(pk__in=[action.pk for action in waiting], action_pending=True).update(
+        action_pending=False, updated=timezone.now()
+    )
+
+
+def _apply_action(action: Message, target: Message) -> bool:
+    """A reaction, edit or revoke changes the message it points at. Each side reacts for itself;
+    only a message's author edits or deletes it (a customer's edit never rewrites our text)."""
+    content = action.content or {}
+    side = "business" if action.direction == Message.Direction.OUT else "customer"
+    if action.type != "reaction" and action.direction != target.direction:
+        logger.warning("message %s: %s of the other side's message %s ignored", action.pk, action.type, target.pk)
+        return False
+    if action.type == "reaction":
         emoji = content.get("emoji") or ""
         reactions = dict(target.reactions or {})
         if emoji:
@@ -351,61 +502,50 @@ def _apply_to_target(message: Message, customer: Customer) -> None:
             reactions.pop(side, None)
         target.reactions = reactions
         target.save(update_fields=["reactions", "updated"])
-        events.message_updated(target, "reaction")
-    elif message.type == "edit":
-        target = _target(message, content.get("original_message_id"))
-        if target is None:
-            return
+    elif action.type == "edit":
         history = list(target.edit_history or [])
         history.append(
             {
                 "text": target.text,
                 "caption": target.caption,
-                "replaced_at": message.wa_timestamp.isoformat(),
-                "by_wamid": message.wamid,
+                "replaced_at": action.wa_timestamp.isoformat(),
+                "by_wamid": action.wamid,
             }
         )
         target.edit_history = history
-        target.text = message.text
-        if message.caption or target.caption:
-            target.caption = message.caption
-        target.edited = message.wa_timestamp
+        target.text = action.text
+        if action.caption or target.caption:
+            target.caption = action.caption
+        target.edited = action.wa_timestamp
         target.save(update_fields=["edit_history", "text", "caption", "edited", "updated"])
-        events.message_updated(target, "edit")
-    elif message.type == "revoke":
-        target = _target(message, content.get("original_message_id"))
-        if target is None:
-            return
-        target.revoked = message.wa_timestamp
+    elif action.type == "revoke":
+        target.revoked = action.wa_timestamp
         target.save(update_fields=["revoked", "updated"])
-        events.message_updated(target, "revoke")
-    elif message.type == "system":
-        kind = content.get("type")
-        if kind == "user_changed_number":
-            change_customer_number(customer, str(content.get("wa_id") or ""))
-        elif kind == "user_changed_user_id":
-            change_customer_user_id(customer, str(content.get("user_id") or ""))
+    else:
+        return False
+    events.message_updated(target, action.type)
+    return True
 
 
-def _target(message: Message, wamid: Any) -> Message | None:
-    if not wamid or not isinstance(wamid, str):
-        return None
-    # Only within the same conversation: a customer cannot touch another chat's messages.
-    return (
-        Message.objects.select_for_update()
-        .filter(wamid=wamid, conversation_id=message.conversation_id)
-        .exclude(pk=message.pk)
-        .first()
-    )
+def _apply_system(message: Message, customer: Customer) -> None:
+    content = message.content or {}
+    kind = content.get("type")
+    if kind == "user_changed_number":
+        change_customer_number(customer, str(content.get("wa_id") or ""))
+    elif kind == "user_changed_user_id":
+        change_customer_user_id(customer, str(content.get("user_id") or ""))
 
 
 # --- Delivery statuses ----------------------------------------------------------------------
 
 
 def apply_status(update: StatusUpdate, *, event_id: int | None = None) -> Message | None:
-    """Move a message's delivery status forward; keep unknown ones for later. Must run in a
-    transaction. Returns the message, or None when it is not ours (yet)."""
-    message = Message.objects.select_for_update().filter(wamid=update.wamid).first()
+    """Move an outbound message's delivery status forward; keep one for an unknown wamid for
+    later. Must run in a transaction. Returns the message, or None when it is not ours (yet).
+
+    A status describes one of our sends: one naming an inbound message (a customer's) is
+    returned untouched, never applied."""
+    message = _first(Message.objects.select_for_update().filter(wamid=update.wamid).order_by())
     if message is None and update.callback_data.startswith("atende:"):
         # The send's answer was lost (timeout) but Meta echoes our callback data: this is how
         # the row learns its wamid without sending twice.
@@ -433,16 +573,18 @@ def apply_status(update: StatusUpdate, *, event_id: int | None = None) -> Messag
 
 
 def _message_by_callback(callback_data: str) -> Message | None:
-    import uuid
-
     try:
         key = uuid.UUID(callback_data.removeprefix("atende:"))
     except ValueError:
         return None
-    return Message.objects.select_for_update().filter(uuid=key).first()
+    return _first(Message.objects.select_for_update().filter(uuid=key, direction=Message.Direction.OUT).order_by())
 
 
 def _apply_status_to(message: Message, update: StatusUpdate) -> None:
+    if message.direction != Message.Direction.OUT:
+        # Only our sends have a delivery status; a customer's message is never "read" or "played".
+        logger.warning("message %s is inbound: status %r ignored", message.pk, update.status)
+        return
     status = update.status
     if status not in STATUS_TIME_FIELD:
         logger.info("message %s: ignoring unknown status %r", message.pk, status)
@@ -488,6 +630,8 @@ def set_error(message: Message, error: dict) -> None:
 def attach_wamid(message: Message, wamid: str) -> None:
     """Meta accepted an outbound message: store its wamid and apply any status that raced ahead
     of the send's answer. Must run in a transaction, with ``message`` locked."""
+    if message.direction != Message.Direction.OUT:
+        raise ValueError(f"message {message.pk} is inbound: only our sends get a wamid from Meta's answer")
     fields = ["wamid", "updated"]
     message.wamid = wamid
     if STATUS_RANK[message.status] < STATUS_RANK[Message.Status.SENT]:
@@ -509,3 +653,21 @@ def attach_wamid(message: Message, wamid: str) -> None:
         )
         orphan.delete()
     events.message_updated(message, "status")
+
+
+# --- Ownership ----------------------------------------------------------------------------
+
+
+def set_ownership(conversation: Conversation, *, status: str, assignee: Any, closed: datetime | None) -> None:
+    """Write who owns a conversation and publish it. Only ``handoffs.services`` calls this: it
+    locks the row and checks the transition first (``conversations`` never imports it).
+
+    Runs in its own savepoint: reopening while the customer has another open conversation in
+    the inbox breaks the one-open-conversation constraint, and the IntegrityError must leave
+    the caller's transaction usable so it can refuse cleanly."""
+    conversation.status = status
+    conversation.assignee = assignee
+    conversation.closed = closed
+    with transaction.atomic():
+        conversation.save(update_fields=["status", "assignee", "closed", "updated"])
+    events.conversation_updated(conversation)

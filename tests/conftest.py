@@ -61,7 +61,7 @@ def _media_root(settings: Any, tmp_path: Path) -> None:
 def _fresh_secret_cache() -> None:
     from conversations import views
 
-    views._secrets_cache = (0.0, [])
+    views._secrets.reset()
 
 
 @pytest.fixture

@@ -124,12 +124,20 @@ def synthetic_wamid(phone_number_id: str, item: dict) -> str:
 
 
 def contact_for(contacts: list[dict], wa_id: str, user_id: str) -> dict:
+    """The contact block describing the sender. The only block stands in for a sender it does not
+    name, but never for one it contradicts: its profile name would rename the sender."""
     for contact in contacts:
         if wa_id and as_str(contact.get("wa_id")) == wa_id:
             return contact
         if user_id and as_str(contact.get("user_id")) == user_id:
             return contact
-    return contacts[0] if len(contacts) == 1 else {}
+    if len(contacts) != 1:
+        return {}
+    only = contacts[0]
+    other_wa_id, other_user_id = as_str(only.get("wa_id")), as_str(only.get("user_id"))
+    if (wa_id and other_wa_id and other_wa_id != wa_id) or (user_id and other_user_id and other_user_id != user_id):
+        return {}
+    return only
 
 
 def identity_for(contact: dict, wa_id: str, user_id: str, parent_user_id: str = "") -> Identity:

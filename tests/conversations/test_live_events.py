@@ -15,7 +15,8 @@ from conversations import processing
 from conversations.events import conversation_group, inbox_group
 from conversations.models import Conversation, Message
 from conversations.whatsapp import intake, store
-from tests.conftest import status_payload, text_payload
+from conversations.whatsapp.signature import sign
+from tests.conftest import TEST_SECRET, status_payload, text_payload
 
 
 async def _drain(layer, channel: str, timeout: float = 2.0) -> list[dict]:
@@ -35,7 +36,8 @@ def _subscribe(layer, group: str) -> str:
 
 
 def _process(body: dict) -> None:
-    event_id = store.store_event(json.dumps(body).encode(), signature="", signature_valid=True, remote_addr=None)
+    raw = json.dumps(body).encode()
+    event_id = store.store_event(raw, signature=sign(raw, TEST_SECRET), signature_valid=True, remote_addr=None)
     processing.process_event(event_id)
 
 
@@ -111,7 +113,8 @@ def test_it_publishes_nothing_when_the_transaction_rolls_back(inbox, layer) -> N
 
     # when: the write that would have published is rolled back
     with pytest.raises(RuntimeError), transaction.atomic():
-        intake.process_body(json.dumps(text_payload("wamid.ROLLBACK")).encode())
+        raw = json.dumps(text_payload("wamid.ROLLBACK")).encode()
+        intake.process_body(raw, signature=sign(raw, TEST_SECRET))
         raise RuntimeError("abort")
 
     # then

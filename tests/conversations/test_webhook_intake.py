@@ -13,7 +13,8 @@ from django.utils import timezone
 from conversations import processing, services, tasks
 from conversations.models import Conversation, Customer, Inbox, Message, OrphanStatus, WebhookEvent
 from conversations.whatsapp import store
-from tests.conftest import broker_down, load_sample, status_payload, text_payload
+from conversations.whatsapp.signature import sign
+from tests.conftest import TEST_SECRET, broker_down, load_sample, status_payload, text_payload
 
 
 @pytest.mark.django_db
@@ -66,6 +67,11 @@ def test_it_processes_every_entry_change_and_item(inbox, post_webhook) -> None:
     assert OrphanStatus.objects.filter(wamid="wamid.UNKNOWN").count() == 1
 
 
+def store_signed(body: bytes) -> int:
+    """Store a body as the webhook would, signed with the test inbox's app secret."""
+    return store.store_event(body, signature=sign(body, TEST_SECRET), signature_valid=True, remote_addr=None)
+
+
 def _process_in_parallel(event_ids: list[int]) -> list[BaseException]:
     """Process events in as many threads, released at the same instant (a real race on PostgreSQL)."""
     barrier = threading.Barrier(len(event_ids))
@@ -93,7 +99,7 @@ def _process_in_parallel(event_ids: list[int]) -> list[BaseException]:
 def test_it_stores_one_row_when_the_same_body_is_processed_in_parallel(inbox) -> None:
     # given: Meta delivering the same body to two subscribed apps, picked up by two workers
     body = json.dumps(text_payload("wamid.RACE", "primeira mensagem", wa_id="5511911112222")).encode()
-    events = [store.store_event(body, signature="", signature_valid=True, remote_addr=None) for _ in range(4)]
+    events = [store_signed(body) for _ in range(4)]
 
     # when
     errors = _process_in_parallel(events)
@@ -111,7 +117,7 @@ def test_it_stores_one_row_when_the_same_body_is_processed_in_parallel(inbox) ->
 def test_it_opens_one_conversation_when_a_new_customers_messages_race(inbox) -> None:
     # given: two different first messages from a new customer, processed at the same moment
     bodies = [json.dumps(text_payload(f"wamid.FIRST{i}", f"oi {i}", wa_id="5511933334444")).encode() for i in range(4)]
-    events = [store.store_event(b, signature="", signature_valid=True, remote_addr=None) for b in bodies]
+    events = [store_signed(b) for b in bodies]
 
     # when
     errors = _process_in_parallel(events)
@@ -442,7 +448,7 @@ def test_it_flags_an_unknown_phone_number_and_applies_it_once_the_inbox_exists(i
     assert Message.objects.count() == 0
 
     # when: an admin adds the inbox and replays the event
-    Inbox.objects.create(name="Filial", phone_number_id="UNKNOWN_PNID")
+    Inbox.objects.create(name="Filial", phone_number_id="UNKNOWN_PNID", app_secret=TEST_SECRET)
     processing.process_event(event.pk, force=True)
 
     # then
@@ -484,7 +490,7 @@ def test_it_keeps_the_event_stored_and_answers_200_when_the_broker_is_down(inbox
 def test_it_dispatches_pending_events_only_once(inbox) -> None:
     # given
     body = json.dumps(text_payload("wamid.SWEEP")).encode()
-    store.store_event(body, signature="", signature_valid=True, remote_addr=None)
+    store_signed(body)
 
     # when
     first = tasks.dispatch_webhook_events()
@@ -514,9 +520,7 @@ def test_it_keeps_a_failed_event_with_its_error_and_retries_it(inbox) -> None:
     body = text_payload("wamid.FINE")
     value = body["entry"][0]["changes"][0]["value"]
     value["messages"].append({**value["messages"][0], "id": "wamid.BOOM"})
-    event = WebhookEvent.objects.get(
-        pk=store.store_event(json.dumps(body).encode(), signature="", signature_valid=True, remote_addr=None)
-    )
+    event = WebhookEvent.objects.get(pk=store_signed(json.dumps(body).encode()))
     try:
         # when
         processing.process_event(event.pk)
@@ -600,9 +604,7 @@ def test_it_leaves_processing_to_the_dispatcher_in_production_mode(inbox, post_w
 def test_it_gives_events_back_when_the_broker_refuses_the_dispatch(inbox) -> None:
     # given: two pending events and a broker that cannot be reached
     for wamid in ("wamid.D1", "wamid.D2"):
-        store.store_event(
-            json.dumps(text_payload(wamid)).encode(), signature="", signature_valid=True, remote_addr=None
-        )
+        store_signed(json.dumps(text_payload(wamid)).encode())
 
     # when
     with broker_down():
@@ -622,11 +624,7 @@ def test_it_gives_events_back_when_the_broker_refuses_the_dispatch(inbox) -> Non
 @pytest.mark.django_db
 def test_it_hands_out_again_an_event_whose_task_was_lost(inbox) -> None:
     # given: an event queued long ago whose task never ran
-    event = WebhookEvent.objects.get(
-        pk=store.store_event(
-            json.dumps(text_payload("wamid.LOST")).encode(), signature="", signature_valid=True, remote_addr=None
-        )
-    )
+    event = WebhookEvent.objects.get(pk=store_signed(json.dumps(text_payload("wamid.LOST")).encode()))
     WebhookEvent.objects.filter(pk=event.pk).update(state="queued", next_attempt=timezone.now() + timedelta(minutes=5))
 
     # when: not yet given up on
