@@ -228,19 +228,49 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 3600,
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# One queue per kind of work, each consumed by its own worker in compose.yaml, so a slow one
+# never starves another: LLM calls (bots) take seconds, sends and downloads wait on Meta, and
+# webhook processing must start within milliseconds. "dispatch" is beat's per-second sweep,
+# consumed by the webhook worker (only it needs it, and it never waits behind sends); the
+# other periodic sweeps use the default queue "celery", consumed by the sending worker.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {
+    "conversations.tasks.process_webhooks": {"queue": "webhooks"},
+    "conversations.tasks.process_webhook_event": {"queue": "webhooks"},
+    "conversations.tasks.dispatch_webhook_events": {"queue": "dispatch"},
+    "conversations.tasks.send_message": {"queue": "sending"},
+    "conversations.tasks.mark_message_read": {"queue": "sending"},
+    "conversations.tasks.download_media": {"queue": "media"},
+    "bots.tasks.*": {"queue": "bots"},
+}
+WEBHOOK_DISPATCH_SECONDS = env_float("WEBHOOK_DISPATCH_SECONDS", 1.0)
+
+
+def _expiring(seconds: float) -> dict[str, float]:
+    """Every periodic task expires: a sweep that could not run in time (worker dead or busy)
+    is dropped rather than piling up behind the next ones, which do the same work.
+    django-celery-beat's DatabaseScheduler reads only ``expire_seconds`` (and drops
+    ``expires``); Celery's own scheduler passes ``expires`` to the task."""
+    return {"expires": seconds, "expire_seconds": seconds}
+
+
 CELERY_BEAT_SCHEDULE = {
-    # Webhook events are handed to the workers by this task, not by the webhook request.
+    # The safety net behind the listener (manage.py listen_webhooks): wakes the webhook
+    # workers when events are due.
     "dispatch-webhook-events": {
         "task": "conversations.tasks.dispatch_webhook_events",
-        "schedule": env_float("WEBHOOK_DISPATCH_SECONDS", 1.0),
+        "schedule": WEBHOOK_DISPATCH_SECONDS,
+        "options": _expiring(max(2.0, 2 * WEBHOOK_DISPATCH_SECONDS)),
     },
     "sweep-media-downloads": {
         "task": "conversations.tasks.sweep_media_downloads",
         "schedule": 300.0,
+        "options": _expiring(240.0),
     },
     "sweep-unconfirmed-sends": {
         "task": "conversations.tasks.sweep_outbound_messages",
         "schedule": 60.0,
+        "options": _expiring(50.0),
     },
 }
 
@@ -326,6 +356,18 @@ WHATSAPP_SEND_MAX_ATTEMPTS = env_int("WHATSAPP_SEND_MAX_ATTEMPTS", 8)
 WHATSAPP_MEDIA_MAX_ATTEMPTS = env_int("WHATSAPP_MEDIA_MAX_ATTEMPTS", 6)
 WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 3 * 1024 * 1024)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 10)
+# Processing (conversations/processing.py, dispatch.py): events claimed per transaction; how
+# long one wake-up keeps claiming before it hands over; how many wake-ups the listener and the
+# sweep keep queued (about the webhook worker's concurrency); how many claims without an
+# outcome (the worker died) before an event is given up with an alert.
+WEBHOOK_BATCH_SIZE = env_int("WEBHOOK_BATCH_SIZE", 20)
+WEBHOOK_LOOP_SECONDS = env_float("WEBHOOK_LOOP_SECONDS", 5.0)
+WEBHOOK_WAKEUPS = env_int("WEBHOOK_WAKEUPS", 2)
+WEBHOOK_CRASH_LIMIT = env_int("WEBHOOK_CRASH_LIMIT", 3)
+# /health/ answers 503 when the oldest due event has waited longer than this, or when neither
+# beat's sweep nor the listener has run for this long (production mode only; 0 turns a check off).
+HEALTH_WEBHOOK_BACKLOG_SECONDS = env_float("HEALTH_WEBHOOK_BACKLOG_SECONDS", 120.0)
+HEALTH_WEBHOOK_DISPATCH_SECONDS = env_float("HEALTH_WEBHOOK_DISPATCH_SECONDS", 30.0)
 # request.body raises RequestDataTooBig past this; webhooks up to 3 MB must fit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES + 64 * 1024
 

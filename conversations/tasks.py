@@ -3,68 +3,45 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
-from conversations import delivery, jobs, media, processing
-from conversations.models import WebhookEvent
+from conversations import delivery, dispatch, jobs, media, processing
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def process_webhook_event(event_id: int) -> None:
+    """The embedded mode's inline run of one event (the view queues it eagerly)."""
     processing.process_event(event_id)
 
 
-@shared_task(acks_late=True, ignore_result=True)
-def process_webhook_events(event_ids: list[int]) -> None:
-    """A batch handed out by dispatch_webhook_events."""
-    for event_id in event_ids:
-        processing.process_event(event_id)
-
-
-# A queued event whose task has not run by then is handed out again (a lost message, a worker
-# killed without acks_late taking effect); processing is idempotent, so a late duplicate is harmless.
-REQUEUE_AFTER = timedelta(minutes=10)
-DISPATCH_CHUNK = 50
+# Not acks_late: a wake-up carries nothing, so losing one costs nothing (the next sweep or
+# notification sends another), while an unacked one would come back after the visibility
+# timeout as a useless duplicate. What must not be lost lives in the database rows.
+@shared_task(ignore_result=True)
+def process_webhooks() -> int:
+    """Wake-up: claim and apply due events until none is left or WEBHOOK_LOOP_SECONDS pass,
+    then queue the next wake-up if more may be due (other tasks of this queue get a turn)."""
+    applied, more = processing.process_due()
+    if more:
+        dispatch.wake_workers(1)
+    return applied
 
 
 @shared_task(ignore_result=True)
-def dispatch_webhook_events(limit: int = 2000) -> int:
-    """Hand pending events (and failed ones due for a retry) to the workers, in batches.
-
-    Runs every WEBHOOK_DISPATCH_SECONDS from beat. The webhook view does not publish a task
-    per request: that cost more than storing the event (docs/benchmarks.md), and this also
-    covers everything the broker missed while it was down."""
-    now = timezone.now()
-    with transaction.atomic():
-        # SKIP LOCKED: two dispatchers (or a slow one overlapping the next run) never hand out
-        # the same event twice.
-        ids = list(
-            WebhookEvent.objects.due(now)
-            .select_for_update(skip_locked=True)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:limit]
-        )
-        if not ids:
-            return 0
-        WebhookEvent.objects.filter(pk__in=ids).update(next_attempt=now + REQUEUE_AFTER)
-    for start in range(0, len(ids), DISPATCH_CHUNK):
-        chunk = ids[start : start + DISPATCH_CHUNK]
-        if not jobs.enqueue(process_webhook_events.name, chunk):
-            # Broker down: give the rest back so the next run (or replay_webhooks) takes them.
-            WebhookEvent.objects.filter(pk__in=ids[start:], state=WebhookEvent.State.PENDING).update(
-                state=WebhookEvent.State.PENDING, next_attempt=None
-            )
-            return start
-    logger.info("dispatched %s webhook events", len(ids))
-    return len(ids)
+def dispatch_webhook_events() -> int:
+    """Beat's per-second safety net behind the listener: wake the workers when events are due
+    (notifications lost while the listener was down, retries that came due). Queues at most
+    WEBHOOK_WAKEUPS wake-ups in all, however long the backlog."""
+    dispatch.heartbeat()
+    if not dispatch.anything_due(timezone.now()):
+        return 0
+    return dispatch.wake_workers()
 
 
 @shared_task(bind=True, acks_late=True, ignore_result=True)

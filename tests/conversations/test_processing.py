@@ -1,0 +1,597 @@
+"""Processing stored events: the row is the queue; every outcome recorded on its own; one
+customer's events in WhatsApp order; wake-ups that never pile up in the broker."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import psycopg
+import pytest
+import redis
+from django.conf import settings as django_settings
+from django.core.cache import cache
+from django.core.management import call_command
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from conversations import dispatch, processing, tasks
+from conversations.models import Alert, Message, WebhookEvent
+from conversations.whatsapp import store
+from conversations.whatsapp.signature import sign
+from tests.conftest import TEST_SECRET, broker_down, envelope, text_payload
+
+
+def stored(body: dict) -> int:
+    """Store ``body`` as the webhook view does, signed with the test inbox's app secret."""
+    raw = json.dumps(body).encode()
+    return store.store_event(raw, signature=sign(raw, TEST_SECRET), signature_valid=True, remote_addr=None)
+
+
+def template_rejected(name: str) -> dict:
+    """A template status update: its alert is written outside any message's savepoint."""
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "TEST_WABA",
+                "changes": [
+                    {
+                        "field": "message_template_status_update",
+                        "value": {
+                            "event": "REJECTED",
+                            "message_template_name": name,
+                            "message_template_language": "pt_BR",
+                            "reason": "INCORRECT_CATEGORY",
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def refuse_alert_inserts() -> None:
+    """The database refuses every alert row: a real statement failing outside the savepoint
+    of any message (intake writes this alert straight in the event's transaction)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                """
+                CREATE FUNCTION test_refuse_alert() RETURNS trigger AS $$
+                BEGIN RAISE EXCEPTION 'alerts table on fire'; END $$ LANGUAGE plpgsql;
+                CREATE TRIGGER test_refuse_alert BEFORE INSERT ON conversations_alert
+                  FOR EACH ROW EXECUTE FUNCTION test_refuse_alert();
+                """
+            )
+        else:
+            cursor.execute(
+                "CREATE TRIGGER test_refuse_alert BEFORE INSERT ON conversations_alert"
+                " BEGIN SELECT RAISE(ABORT, 'alerts table on fire'); END"
+            )
+
+
+def refuse_message_inserts(wamid: str) -> None:
+    """The database refuses one message row (inside its item's savepoint)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"""
+                CREATE FUNCTION test_refuse_message() RETURNS trigger AS $$
+                BEGIN
+                  IF NEW.wamid = '{wamid}' THEN RAISE EXCEPTION 'disk on fire'; END IF;
+                  RETURN NEW;
+                END $$ LANGUAGE plpgsql;
+                CREATE TRIGGER test_refuse_message BEFORE INSERT ON conversations_message
+                  FOR EACH ROW EXECUTE FUNCTION test_refuse_message();
+                """
+            )
+        else:
+            cursor.execute(
+                "CREATE TRIGGER test_refuse_message BEFORE INSERT ON conversations_message"
+                f" WHEN NEW.wamid = '{wamid}' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+            )
+
+
+@pytest.fixture(autouse=True)
+def _clean_claims() -> None:
+    cache.clear()
+
+
+@pytest.mark.django_db
+def test_it_applies_every_due_event_and_records_each_outcome(inbox, english) -> None:
+    # given
+    first = stored(text_payload("wamid.P1"))
+    second = stored(text_payload("wamid.P2", wa_id="5521999990000"))
+
+    # when
+    applied, more = processing.process_due()
+
+    # then
+    assert (applied, more) == (2, False)
+    events = list(WebhookEvent.objects.filter(pk__in=[first, second]).order_by("pk"))
+    assert [(e.state, e.attempts, e.notes) for e in events] == [
+        ("done", 1, "1 new, 0 duplicates, 0 statuses"),
+        ("done", 1, "1 new, 0 duplicates, 0 statuses"),
+    ]
+    assert sorted(Message.objects.values_list("wamid", flat=True)) == ["wamid.P1", "wamid.P2"]
+
+
+@pytest.mark.django_db
+def test_it_writes_the_summary_in_the_workers_language(inbox, settings) -> None:
+    # given: an admin browsing in English does not change the language of stored notes
+    from django.utils import translation
+
+    settings.LANGUAGE_CODE = "en"
+    stored(text_payload("wamid.LANG"))
+
+    # when
+    with translation.override("pt-br"):
+        processing.process_due()
+
+    # then
+    assert WebhookEvent.objects.get().notes == "1 new, 0 duplicates, 0 statuses"
+
+
+@pytest.mark.django_db
+def test_it_records_a_poisoned_event_on_its_own_and_finishes_its_batch(inbox) -> None:
+    # given: three events in one batch; the database refuses the middle one's only message.
+    # Its customer has an open conversation, where a one-item body's message is inserted with
+    # no savepoint (intake saves the queries): the error lands in the batch's transaction,
+    # which it used to abort whole
+    stored(text_payload("wamid.EARLIER", wa_id="5531988887777"))
+    processing.process_batch()
+    refuse_message_inserts("wamid.POISON")
+    before = stored(text_payload("wamid.BEFORE"))
+    poisoned = stored(text_payload("wamid.POISON", wa_id="5531988887777"))
+    after = stored(text_payload("wamid.AFTER", wa_id="5521999990000"))
+
+    # when: one batch
+    applied = processing.process_batch()
+
+    # then: the poisoned event is failed with its error, its batch-mates are done
+    assert applied == 3
+    event = WebhookEvent.objects.get(pk=poisoned)
+    assert (event.state, event.attempts) == ("failed", 1)
+    # (SQLite reports its trigger's abort as a constraint failure, read as a wamid race.)
+    assert "disk on fire" in event.last_error or connection.vendor == "sqlite"
+    assert event.last_error
+    assert event.next_attempt > timezone.now()
+    states = dict(WebhookEvent.objects.filter(pk__in=[before, after]).values_list("pk", "state"))
+    assert states == {before: "done", after: "done"}
+    assert sorted(Message.objects.values_list("wamid", flat=True)) == ["wamid.AFTER", "wamid.BEFORE", "wamid.EARLIER"]
+
+
+@pytest.mark.django_db
+def test_it_raises_an_admin_alert_when_an_event_runs_out_of_attempts(inbox, settings, english) -> None:
+    # given: an event on its last attempt whose message the database keeps refusing
+    settings.WEBHOOK_MAX_ATTEMPTS = 3
+    refuse_message_inserts("wamid.BOOM")
+    event_id = stored(text_payload("wamid.BOOM"))
+    WebhookEvent.objects.filter(pk=event_id).update(state="failed", attempts=2, next_attempt=timezone.now())
+
+    # when
+    processing.process_batch()
+
+    # then: failed for good, and an admin is told
+    event = WebhookEvent.objects.get(pk=event_id)
+    assert (event.state, event.attempts) == ("failed", 3)
+    # (SQLite reports its trigger's abort as a constraint failure, read as a wamid race.)
+    assert "disk on fire" in event.last_error or connection.vendor == "sqlite"
+    alert = Alert.objects.get(kind=Alert.Kind.WEBHOOK)
+    assert alert.title == f"Webhook event #{event_id} failed 3 times and will not be retried"
+    assert alert.details == event.last_error
+    assert alert.resolved is None
+    assert not WebhookEvent.objects.due(timezone.now() + timedelta(days=1)).exists()
+
+
+@pytest.mark.django_db
+def test_it_applies_a_crash_suspect_alone_and_gives_up_on_one_that_keeps_killing_workers(
+    inbox, settings, english
+) -> None:
+    # given: three events; the first was claimed WEBHOOK_CRASH_LIMIT times by workers that died
+    # before an outcome, the second once (its batch-mate killed them), the third never
+    settings.WEBHOOK_CRASH_LIMIT = 3
+    killer = stored(text_payload("wamid.KILLER"))
+    bystander = stored(text_payload("wamid.BYSTANDER", wa_id="5521999990000"))
+    fresh = stored(text_payload("wamid.FRESH", wa_id="5531988887777"))
+    cache.set_many({f"webhooks:claims:{killer}": 3, f"webhooks:claims:{bystander}": 1})
+
+    # when: one batch
+    assert processing.process_batch() == 2
+
+    # then: the killer is given up without being applied, the bystander applied alone
+    killed = WebhookEvent.objects.get(pk=killer)
+    assert (killed.state, killed.attempts) == ("failed", django_settings.WEBHOOK_MAX_ATTEMPTS)
+    assert killed.last_error == "worker stopped while applying this event (3 times); replay it by hand"
+    assert Alert.objects.get(kind=Alert.Kind.WEBHOOK).title.startswith(f"Webhook event #{killer} failed")
+    assert list(Message.objects.values_list("wamid", flat=True)) == ["wamid.BYSTANDER"]
+    assert WebhookEvent.objects.get(pk=fresh).state == "pending"
+
+    # when: the next batch
+    assert processing.process_batch() == 1
+
+    # then
+    assert WebhookEvent.objects.get(pk=fresh).state == "done"
+    assert cache.get_many([f"webhooks:claims:{pk}" for pk in (killer, bystander, fresh)]) == {}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_it_bounds_an_event_that_kills_the_transaction_every_time(inbox, settings) -> None:
+    # given: an event whose message makes PostgreSQL drop the worker's connection (what a
+    # crash of the worker looks like from the database: the batch rolls back, nothing is
+    # recorded), before two good events
+    settings.WEBHOOK_CRASH_LIMIT = 3
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            CREATE FUNCTION test_kill_backend() RETURNS trigger AS $$
+            BEGIN
+              IF NEW.wamid = 'wamid.PILL' THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;
+              RETURN NEW;
+            END $$ LANGUAGE plpgsql;
+            CREATE TRIGGER test_kill_backend BEFORE INSERT ON conversations_message
+              FOR EACH ROW EXECUTE FUNCTION test_kill_backend();
+            """
+        )
+    try:
+        pill = stored(text_payload("wamid.PILL"))
+        good = [stored(text_payload(f"wamid.GOOD{i}", wa_id=f"552199999000{i}")) for i in range(2)]
+
+        # when: workers keep claiming (each death costs the worker its connection)
+        deaths = 0
+        for _ in range(10):
+            try:
+                if not processing.process_batch():
+                    break
+            except DatabaseError:
+                deaths += 1
+                connection.close()
+
+        # then: three deaths, then the pill is given up and the good events are applied once
+        assert deaths == 3
+        event = WebhookEvent.objects.get(pk=pill)
+        assert (event.state, event.attempts) == ("failed", django_settings.WEBHOOK_MAX_ATTEMPTS)
+        assert list(WebhookEvent.objects.filter(pk__in=good).values_list("state", "attempts")) == [("done", 1)] * 2
+        assert sorted(Message.objects.values_list("wamid", flat=True)) == ["wamid.GOOD0", "wamid.GOOD1"]
+        assert Alert.objects.filter(kind=Alert.Kind.WEBHOOK).count() == 1
+    finally:
+        connection.close()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DROP TRIGGER test_kill_backend ON conversations_message; DROP FUNCTION test_kill_backend();"
+            )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_it_applies_one_customers_messages_in_whatsapp_order_with_two_workers(inbox, settings) -> None:
+    # given: 24 messages of two customers, interleaved, and inserts slow enough that two
+    # workers claiming small batches overlap
+    settings.WEBHOOK_BATCH_SIZE = 3
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            CREATE FUNCTION test_slow_insert() RETURNS trigger AS $$
+            BEGIN PERFORM pg_sleep(0.01); RETURN NEW; END $$ LANGUAGE plpgsql;
+            CREATE TRIGGER test_slow_insert BEFORE INSERT ON conversations_message
+              FOR EACH ROW EXECUTE FUNCTION test_slow_insert();
+            """
+        )
+    customers = ["5511987654321", "5521999990000"]
+    sent = {wa_id: [] for wa_id in customers}
+    for i in range(24):
+        wa_id = customers[i % 2]
+        wamid = f"wamid.ORDER{i:02d}"
+        stored(text_payload(wamid, f"mensagem {i}", wa_id=wa_id, timestamp=1_750_000_000 + i))
+        sent[wa_id].append(wamid)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and WebhookEvent.objects.filter(state="pending").exists():
+                if not processing.process_batch():
+                    time.sleep(0.005)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    # when
+    try:
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER test_slow_insert ON conversations_message; DROP FUNCTION test_slow_insert();")
+
+    # then: each customer's messages were created in the order WhatsApp sent them
+    assert errors == []
+    assert set(WebhookEvent.objects.values_list("state", flat=True)) == {"done"}
+    for wa_id in customers:
+        created = Message.objects.filter(conversation__customer__wa_id=wa_id).order_by("pk")
+        assert list(created.values_list("wamid", flat=True)) == sent[wa_id]
+
+
+@pytest.mark.django_db
+def test_it_routes_events_by_customer_when_storing_them() -> None:
+    # given
+    echo = envelope({"message_echoes": [{"from": "5511900000000", "to": "5511987654321", "id": "wamid.E"}]})
+    by_user_id = envelope({"messages": [{"from_user_id": "BR.123", "id": "wamid.U", "type": "text"}]})
+
+    # when
+    routes = [
+        WebhookEvent.objects.get(pk=stored(body)).route
+        for body in (text_payload("wamid.R"), echo, by_user_id, envelope({"statuses": [{"id": "w", "status": "read"}]}))
+    ]
+    unsigned = store.store_event(
+        json.dumps(text_payload("wamid.NOPE")).encode(), signature="x", signature_valid=False, remote_addr=None
+    )
+
+    # then
+    assert routes == ["TEST_PNID:5511987654321", "TEST_PNID:5511987654321", "TEST_PNID:BR.123", ""]
+    assert WebhookEvent.objects.get(pk=unsigned).route == ""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"null", b"[]", b'{"entry": 1}', b'{"entry": [{"changes": [{"value": {"messages": [7]}}]}]}', b"[" * 100_000],
+)
+def test_it_gives_an_unreadable_body_no_route_and_never_raises(body: bytes) -> None:
+    assert store.route_of(body) == ""
+
+
+@contextmanager
+def real_broker() -> Iterator[redis.Redis]:
+    """Tasks go to the test Redis (no worker consumes them there)."""
+    from config.celery import app
+
+    client = redis.Redis.from_url(django_settings.REDIS_URL)
+    client.delete(dispatch.WEBHOOKS_QUEUE)
+    app.conf.task_always_eager = False
+    try:
+        yield client
+    finally:
+        app.conf.task_always_eager = True
+        client.delete(dispatch.WEBHOOKS_QUEUE)
+        client.close()
+
+
+@pytest.mark.django_db
+@pytest.mark.redis
+def test_it_keeps_a_few_wakeups_in_the_broker_however_long_the_backlog(inbox, settings) -> None:
+    # given: 60 stored events and no worker running
+    for i in range(60):
+        stored(text_payload(f"wamid.BACKLOG{i}", wa_id=f"55119{i:08d}"))
+
+    with real_broker() as client:
+        # when: beat's sweep runs 30 times
+        queued = [tasks.dispatch_webhook_events() for _ in range(30)]
+
+        # then: the broker holds WEBHOOK_WAKEUPS wake-ups, not one per event or per sweep
+        assert queued == [settings.WEBHOOK_WAKEUPS] + [0] * 29
+        assert client.llen(dispatch.WEBHOOKS_QUEUE) == settings.WEBHOOK_WAKEUPS
+        assert dispatch.queued_wakeups() == settings.WEBHOOK_WAKEUPS
+    assert WebhookEvent.objects.filter(state="pending").count() == 60
+
+
+@pytest.mark.django_db
+def test_it_loses_nothing_when_the_broker_is_down_at_dispatch(inbox) -> None:
+    # given
+    event_ids = [stored(text_payload(f"wamid.DOWN{i}", wa_id=f"55119{i:08d}")) for i in range(3)]
+
+    # when: the sweep runs while the broker is unreachable
+    with broker_down():
+        assert tasks.dispatch_webhook_events() == 0
+
+    # then: nothing is marked, nothing lost
+    assert list(WebhookEvent.objects.filter(pk__in=event_ids).values_list("state", "attempts")) == [("pending", 0)] * 3
+
+    # when: the broker is back
+    tasks.dispatch_webhook_events()
+
+    # then
+    assert set(WebhookEvent.objects.filter(pk__in=event_ids).values_list("state", flat=True)) == {"done"}
+    assert Message.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_it_sweeps_nothing_when_nothing_is_due_and_records_its_heartbeat(inbox) -> None:
+    # given
+    cache.delete(dispatch.HEARTBEAT_KEY)
+
+    # when
+    with broker_down():
+        queued = tasks.dispatch_webhook_events()
+
+    # then
+    assert queued == 0
+    assert dispatch.last_dispatch_age() < 5
+
+
+@pytest.mark.django_db
+def test_it_replays_a_finished_event_without_applying_it_twice(inbox) -> None:
+    # given
+    event_id = stored(text_payload("wamid.REPLAY"))
+    processing.process_due()
+
+    # when
+    event = processing.process_event(event_id, force=True)
+
+    # then
+    assert (event.state, event.attempts) == ("done", 2)
+    assert Message.objects.get().wamid == "wamid.REPLAY"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_it_skips_an_event_that_a_worker_is_applying(inbox) -> None:
+    # given: a worker (another connection) holds the event's row
+    event_id = stored(text_payload("wamid.HELD"))
+    holding, release = threading.Event(), threading.Event()
+
+    def worker() -> None:
+        try:
+            with transaction.atomic():
+                WebhookEvent.objects.select_for_update().get(pk=event_id)
+                holding.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    holding.wait(10)
+    try:
+        # when: a replay and a batch run meanwhile
+        replayed = processing.process_event(event_id, force=True)
+        applied = processing.process_batch()
+    finally:
+        release.set()
+        thread.join()
+
+    # then: neither applied it
+    assert (replayed, applied) == (None, 0)
+    assert Message.objects.count() == 0
+
+
+def run_listener(seconds: float) -> threading.Thread:
+    def listen() -> None:
+        try:
+            call_command("listen_webhooks", seconds=seconds)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_until(check: Callable[[], bool], timeout: float) -> float:
+    """Poll ``check`` until it holds; return the seconds it took (fails past ``timeout``)."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout, "timed out"
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_it_processes_a_stored_event_within_milliseconds_through_the_listener(inbox) -> None:
+    # given: the listener running, no beat
+    listener = run_listener(seconds=6)
+    wait_until(lambda: dispatch.last_dispatch_age() is not None, timeout=5)
+
+    # when: the webhook stores an event (its INSERT notifies)
+    event_id = stored(text_payload("wamid.FAST"))
+    took = wait_until(lambda: WebhookEvent.objects.get(pk=event_id).state == "done", timeout=3)
+
+    # then: well before beat's next tick would have come
+    assert took < 0.5
+
+    # when: the database drops the listener's connection, and an event arrives meanwhile
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'atende listen_webhooks'"
+        )
+    second = stored(text_payload("wamid.AFTER_RECONNECT"))
+
+    # then: it listens again and the event is processed
+    wait_until(lambda: WebhookEvent.objects.get(pk=second).state == "done", timeout=4)
+    assert sorted(Message.objects.values_list("wamid", flat=True)) == ["wamid.AFTER_RECONNECT", "wamid.FAST"]
+    listener.join(10)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_it_notifies_only_for_validly_signed_events() -> None:
+    # given: a connection listening like listen_webhooks
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    with psycopg.connect(**params, autocommit=True) as listener:
+        listener.execute(f"LISTEN {store.NOTIFY_CHANNEL}")
+
+        # when
+        store.store_event(b"{}", signature="sha256=bad", signature_valid=False, remote_addr=None)
+        rejected = list(listener.notifies(timeout=0.3))
+        store.store_event(b"{}", signature="sha256=good", signature_valid=True, remote_addr=None)
+        accepted = list(listener.notifies(timeout=2, stop_after=1))
+
+    # then
+    assert rejected == []
+    assert [n.channel for n in accepted] == [store.NOTIFY_CHANNEL]
+
+
+@pytest.mark.django_db
+def test_it_leaves_processing_to_the_workers_in_production_mode(inbox, post_webhook, settings) -> None:
+    # given: a real broker setup (not the embedded mode's inline tasks)
+    from config.celery import app
+
+    app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER = False
+    try:
+        # when
+        response = post_webhook(text_payload("wamid.LATER2"))
+    finally:
+        app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER = True
+
+    # then: stored and answered; the request itself published nothing
+    assert response.status_code == 200
+    assert WebhookEvent.objects.get().state == "pending"
+    assert Message.objects.count() == 0
+
+    # when: a wake-up runs (here inline)
+    assert tasks.dispatch_webhook_events() == 1
+
+    # then
+    assert WebhookEvent.objects.get().state == "done"
+    assert Message.objects.get().wamid == "wamid.LATER2"
+
+
+@pytest.mark.django_db
+def test_it_keeps_a_failed_event_with_its_error_and_retries_it_when_due(inbox) -> None:
+    # given: the database refuses one message of a two-message body
+    refuse_message_inserts("wamid.BOOM")
+    body = text_payload("wamid.FINE")
+    value = body["entry"][0]["changes"][0]["value"]
+    value["messages"].append({**value["messages"][0], "id": "wamid.BOOM"})
+    event_id = stored(body)
+
+    # when
+    processing.process_due()
+
+    # then: the good message is stored, the event keeps the error and a retry time
+    event = WebhookEvent.objects.get(pk=event_id)
+    assert (event.state, event.attempts) == ("failed", 1)
+    assert "disk on fire" in event.last_error or connection.vendor == "sqlite"
+    assert event.next_attempt > timezone.now()
+    assert list(Message.objects.values_list("wamid", flat=True)) == ["wamid.FINE"]
+
+    # when: the database accepts it again, but the retry is not due yet
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DROP TRIGGER test_refuse_message"
+            + (" ON conversations_message" if connection.vendor == "postgresql" else "")
+        )
+    tasks.dispatch_webhook_events()
+
+    # then
+    assert WebhookEvent.objects.get(pk=event_id).state == "failed"
+
+    # when: the retry comes due
+    WebhookEvent.objects.filter(pk=event_id).update(next_attempt=timezone.now() - timedelta(seconds=1))
+    tasks.dispatch_webhook_events()
+
+    # then
+    event.refresh_from_db()
+    assert (event.state, event.attempts) == ("done", 2)
+    assert sorted(Message.objects.values_list("wamid", flat=True)) == ["wamid.BOOM", "wamid.FINE"]
