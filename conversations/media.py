@@ -1,4 +1,5 @@
-"""Downloading the files customers send, and the per-type limits both directions share.
+"""Downloading the files customers send, the per-type limits both directions share, and
+writing a message's file so that it exists exactly when its row is committed.
 
 Meta keeps a webhook's media for 7 days and each download URL for 5 minutes, so the task
 fetches a fresh URL on every attempt (and once more when the URL was already expired).
@@ -10,6 +11,8 @@ import base64
 import binascii
 import logging
 import mimetypes
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,6 +20,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.files import File
 from django.db import transaction
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -115,6 +119,46 @@ def sha256_matches(expected: str, actual_hex: str) -> bool:
     return decoded == bytes.fromhex(actual_hex)
 
 
+@contextmanager
+def file_kept_if_committed(
+    field_file: FieldFile, name: str, content: File, *, recorded: Callable[[], bool]
+) -> Iterator[str]:
+    """Write a row's file, then run the block that records it in one transaction; the file is
+    removed again unless that transaction commits. Yields the stored name.
+
+    Files are not transactional: written inside a transaction that then rolls back, they stay
+    on disk with no row pointing at them. So the file is written first (a committed row always
+    has its file) and the block runs in a *durable* atomic: the outermost transaction, so
+    leaving it without an error means committed, and no caller's transaction can still roll
+    it back later. Calling this inside a transaction is refused (RuntimeError) for that reason.
+    ``recorded`` tells, after a failure, whether the row was committed all the same (a commit
+    whose answer was lost): then the file stays."""
+    field_file.save(name, content, save=False)
+    stored = field_file.name
+    try:
+        with transaction.atomic(durable=True):
+            yield stored
+    except BaseException:
+        _discard_unless_recorded(field_file, stored, recorded)
+        raise
+
+
+def _discard_unless_recorded(field_file: FieldFile, stored: str, recorded: Callable[[], bool]) -> None:
+    try:
+        committed = recorded()
+    except Exception:
+        # The database cannot say (connection lost): a stray file is better than a committed
+        # row without its file.
+        logger.error("file %s kept: could not tell whether its row was committed", stored)
+        return
+    if not committed:
+        field_file.storage.delete(stored)
+
+
+class _AlreadyDone(Exception):
+    """Another download finished first; ours is discarded with its transaction."""
+
+
 class MediaFailure(Exception):
     def __init__(self, reason: str, *, retryable: bool) -> None:
         super().__init__(reason)
@@ -207,19 +251,29 @@ def _download(message: Message) -> None:
             )
         # Our own name: the customer's file name goes in media_filename, never into a path.
         name = f"{message.uuid}{extension_for(mime)}"
-        with transaction.atomic():
-            locked = Message.objects.select_for_update(of=("self",)).select_related("conversation").get(pk=message.pk)
-            if locked.media_status == Message.MediaStatus.DONE:
-                return
-            locked.media.save(name, File(download.file, name=name), save=False)
-            locked.media_mime = mime
-            locked.media_size = download.size
-            locked.media_sha256 = download.sha256_hex
-            locked.media_status = Message.MediaStatus.DONE
-            locked.media_error = ""
-            fields = ["media", "media_mime", "media_size", "media_sha256", "media_status", "media_error"]
-            locked.save(update_fields=[*fields, "updated"])
-            events.message_updated(locked, "media")
+        try:
+            with file_kept_if_committed(
+                message.media,
+                name,
+                File(download.file, name=name),
+                recorded=lambda: Message.objects.filter(pk=message.pk, media=message.media.name).exists(),
+            ) as stored:
+                locked = (
+                    Message.objects.select_for_update(of=("self",)).select_related("conversation").get(pk=message.pk)
+                )
+                if locked.media_status == Message.MediaStatus.DONE:
+                    raise _AlreadyDone
+                locked.media.name = stored
+                locked.media_mime = mime
+                locked.media_size = download.size
+                locked.media_sha256 = download.sha256_hex
+                locked.media_status = Message.MediaStatus.DONE
+                locked.media_error = ""
+                fields = ["media", "media_mime", "media_size", "media_sha256", "media_status", "media_error"]
+                locked.save(update_fields=[*fields, "updated"])
+                events.message_updated(locked, "media")
+        except _AlreadyDone:
+            return
 
 
 def _media_info(client: GraphClient, message: Message) -> MediaInfo:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 import os
+from contextlib import AbstractContextManager
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -24,7 +25,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from conversations import events, jobs
-from conversations.media import ALLOWED_MIME_TYPES, MEDIA_LIMITS, base_mime, extension_for
+from conversations.media import ALLOWED_MIME_TYPES, MEDIA_LIMITS, base_mime, extension_for, file_kept_if_committed
 from conversations.models import MEDIA_TYPES, Conversation, Inbox, Message
 
 logger = logging.getLogger(__name__)
@@ -117,26 +118,44 @@ def _store(
     media_mime: str = "",
     media_filename: str = "",
 ) -> Message:
-    with transaction.atomic():
+    message = Message(
+        direction=Message.Direction.OUT,
+        sender_kind=sender_kind,
+        sender=sender,
+        type=type,
+        text=text,
+        caption=caption,
+        content=content or body,
+        status=Message.Status.PENDING,
+        media_mime=media_mime,
+        media_filename=media_filename,
+    )
+    block: AbstractContextManager[Any]
+    if media_file is None:
+        block = transaction.atomic()
+    else:
+        # Checked before writing the file too, so a refused send costs no disk write (the
+        # check under the lock below still decides).
+        check_can_send(conversation, template=template)
+        # The stored name is ours (no customer or attendant text in paths); the original
+        # name is kept in media_filename for display and downloads.
+        media_name = f"out-{message.uuid}{media_ext}"
+        django_file = media_file if isinstance(media_file, File) else File(media_file, name=media_name)
+        # The file is written before the row's transaction and removed if it rolls back.
+        block = file_kept_if_committed(
+            message.media,
+            media_name,
+            django_file,
+            recorded=lambda: Message.objects.filter(uuid=message.uuid).exists(),
+        )
+    with block:
         # Locked and fresh: the window is computed from the stored last_inbound, and two sends
         # to one conversation update last_message one after the other.
         locked = Conversation.objects.select_for_update(of=("self",)).select_related("customer").get(pk=conversation.pk)
         check_can_send(locked, template=template)
         now = timezone.now()
-        message = Message(
-            conversation=locked,
-            direction=Message.Direction.OUT,
-            sender_kind=sender_kind,
-            sender=sender,
-            type=type,
-            text=text,
-            caption=caption,
-            content=content or body,
-            status=Message.Status.PENDING,
-            wa_timestamp=now,
-            media_mime=media_mime,
-            media_filename=media_filename,
-        )
+        message.conversation = locked
+        message.wa_timestamp = now
         payload: dict[str, Any] = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
@@ -151,12 +170,7 @@ def _store(
             message.reply_to = reply_to
             message.context_wamid = reply_to.wamid
         message.payload = payload
-        if media_file is not None:
-            # The stored name is ours (no customer or attendant text in paths); the original
-            # name is kept in media_filename for display and downloads.
-            media_name = f"out-{message.uuid}{media_ext}"
-            django_file = media_file if isinstance(media_file, File) else File(media_file, name=media_name)
-            message.media.save(media_name, django_file, save=False)
+        if message.media:
             message.media_size = message.media.size
         message.save()
         if locked.last_message is None or now > locked.last_message:
