@@ -350,7 +350,8 @@ WHATSAPP_INBOX_NAME = env_str("WHATSAPP_INBOX_NAME", "WhatsApp")
 WHATSAPP_GRAPH_URL = env_str("WHATSAPP_GRAPH_URL", "https://graph.facebook.com/v24.0").rstrip("/")
 WHATSAPP_HTTP_TIMEOUT = env_float("WHATSAPP_HTTP_TIMEOUT", 15.0)
 # A send whose answer was lost (timeout) waits this long for a status webhook that carries
-# our callback data before it is tried again; see conversations/sending.py.
+# our callback data; then it is marked unconfirmed for a person to decide (never sent again
+# automatically); see conversations/delivery.py.
 WHATSAPP_SEND_CONFIRM_SECONDS = env_int("WHATSAPP_SEND_CONFIRM_SECONDS", 180)
 WHATSAPP_SEND_MAX_ATTEMPTS = env_int("WHATSAPP_SEND_MAX_ATTEMPTS", 8)
 WHATSAPP_MEDIA_MAX_ATTEMPTS = env_int("WHATSAPP_MEDIA_MAX_ATTEMPTS", 6)
