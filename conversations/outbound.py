@@ -134,9 +134,9 @@ def _store(
     if media_file is None:
         block = transaction.atomic()
     else:
-        # Checked before writing the file too, so a refused send costs no disk write (the
-        # check under the lock below still decides).
-        check_can_send(conversation, template=template)
+        # Checked (fresh) before writing the file too, so a refused send costs no disk write;
+        # the check under the lock below still decides.
+        check_can_send(Conversation.objects.get(pk=conversation.pk), template=template)
         # The stored name is ours (no customer or attendant text in paths); the original
         # name is kept in media_filename for display and downloads.
         media_name = f"out-{message.uuid}{media_ext}"
@@ -270,7 +270,11 @@ def send_media(
     sender_kind: str = Message.SenderKind.ATTENDANT,
 ) -> Message:
     """Send an image, video, audio, document or sticker, from a file (uploaded to Meta by the
-    task, kept in our storage) or from a public https link."""
+    task, kept in our storage) or from a public https link.
+
+    With a file, call it outside any transaction: the file is written before the row and
+    removed unless the row commits, which only the outermost transaction knows (a
+    RuntimeError otherwise; see ``media.file_kept_if_committed``)."""
     _require(media_type in MEDIA_TYPES, _("Unsupported media type."))
     _require((file is None) != (not link), _("Attach a file or give a link, not both."))
     if caption:

@@ -3,16 +3,22 @@ before Meta accepted it): the service and the admin action."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import channel_layers, get_channel_layer
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
 from conversations import delivery, outbound, services, tasks
+from conversations.events import conversation_group
 from conversations.models import Conversation, Customer, Inbox, Message
 from conversations.outbound import SendRefused
 from tests.fake_graph import FakeGraph, graph_error
@@ -219,3 +225,73 @@ def test_it_sends_again_from_the_admin(
     assert unconfirmed.status == Message.Status.SENT
     assert Message.objects.get(pk=sent.pk).send_attempts == 1
     assert len(fake_graph.sends()) == 3
+
+
+@pytest.fixture
+def layer(settings: Any) -> Iterator[Any]:
+    # A fresh prefix keeps parallel runs on one Redis apart; without REDIS_URL this is the
+    # in-memory layer of the embedded mode.
+    if settings.REDIS_URL:
+        settings.CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [settings.REDIS_URL], "prefix": f"test-{uuid.uuid4().hex[:8]}"},
+            }
+        }
+    yield _fresh_layer()
+    channel_layers.backends.clear()
+
+
+def _fresh_layer() -> Any:
+    channel_layers.backends.clear()
+    return get_channel_layer()
+
+
+def _drain(layer: Any, channel: str) -> list[dict]:
+    async def drain() -> list[dict]:
+        received, timeout = [], 2.0
+        while True:
+            try:
+                received.append(await asyncio.wait_for(layer.receive(channel), timeout))
+            except TimeoutError:
+                return received
+            timeout = 0.3
+
+    return async_to_sync(drain)()
+
+
+def test_it_tells_the_console_when_a_send_is_not_confirmed_and_when_it_is_sent_again(
+    settings: Any, layer: Any, conversation: Conversation, fake_graph: FakeGraph
+) -> None:
+    # given: a send whose answer was lost, and the console watching the conversation
+    settings.WHATSAPP_HTTP_TIMEOUT = 0.2
+    fake_graph.script("messages", graph_error(131000, status=500, delay=0.6))
+    message = outbound.send_text(conversation, "Oi")
+    settings.WHATSAPP_HTTP_TIMEOUT = 1.0
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(conversation_group(conversation.pk), channel)
+
+    # when: the sweep marks it unconfirmed
+    settings.WHATSAPP_SEND_CONFIRM_SECONDS = 0
+    tasks.sweep_outbound_messages()
+
+    # then
+    expected = {
+        "type": "message.updated",
+        "message_id": message.pk,
+        "conversation_id": conversation.pk,
+        "inbox_id": conversation.inbox_id,
+        "what": "status",
+    }
+    assert _drain(layer, channel) == [expected]
+
+    # when: a person sends it again (pending, then sent); a fresh layer instance, as a Redis
+    # layer's receive buffers belong to the event loop that first read them
+    layer = _fresh_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(conversation_group(conversation.pk), channel)
+    outbound.send_again(message)
+
+    # then
+    assert _drain(layer, channel) == [expected, expected]
+    assert Message.objects.get(pk=message.pk).status == Message.Status.SENT
