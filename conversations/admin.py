@@ -16,7 +16,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import Count, F, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -25,12 +25,13 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from conversations import processing, services
+from conversations import access, processing, services
 from conversations.models import (
     Alert,
     Conversation,
     Customer,
     Inbox,
+    Membership,
     Message,
     OrphanStatus,
     WebhookEvent,
@@ -87,7 +88,64 @@ def superuser_only_delete(request: HttpRequest) -> bool:
     return bool(request.user.is_active and request.user.is_superuser)
 
 
-class RecordAdmin(admin.ModelAdmin):
+# --- Who may use the admin, and which rows they see ---------------------------------------------
+
+
+def may_enter_admin(request: HttpRequest) -> bool:
+    # The admin is for admins and supervisors; attendants work in the console. Django's own
+    # check (active and is_staff) let any is_staff attendant read every message here.
+    return access.may_use_admin(request.user)
+
+
+# Set on the default site instance rather than through a custom AdminSite class, so the
+# project keeps "django.contrib.admin" in INSTALLED_APPS and every app registers as usual.
+admin.site.has_permission = may_enter_admin
+
+
+def scope_to_inboxes(queryset: QuerySet[Any], request: HttpRequest, inbox_field: str | None) -> QuerySet[Any]:
+    """Superusers see every row; a supervisor only rows of the inboxes they supervise (rows
+    with no inbox, such as unrouted webhook events, stay with superusers)."""
+    if access.is_admin(request.user):
+        return queryset
+    if inbox_field is None:
+        return queryset.none()
+    return queryset.filter(**{f"{inbox_field}__in": access.supervised_inbox_ids(request.user)})
+
+
+class InboxScopedAdmin(admin.ModelAdmin):
+    """Every admin list, change, history and delete page reads through ``get_queryset``, so
+    scoping it is what keeps a supervisor out of another inbox's rows (another inbox's change
+    page redirects to the index, as for a row that does not exist). ``inbox_field`` is the
+    path to the row's inbox; None means superusers only."""
+
+    inbox_field: str | None = None
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return scope_to_inboxes(super().get_queryset(request), request, self.inbox_field)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        if self.inbox_field is None and not access.is_admin(request.user):
+            return False
+        return super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if self.inbox_field is None and not access.is_admin(request.user):
+            return False
+        return super().has_view_permission(request, obj)
+
+
+class InboxListFilter(admin.RelatedFieldListFilter):
+    """The inbox filter offers only the inboxes this user may see: inbox names are not for
+    every supervisor, and a DISTINCT over millions of events would be slow."""
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[Any, str]]:
+        inboxes = Inbox.objects.all()
+        if not access.is_admin(request.user):
+            inboxes = inboxes.filter(pk__in=access.supervised_inbox_ids(request.user))
+        return [(inbox.pk, str(inbox)) for inbox in inboxes]
+
+
+class RecordAdmin(InboxScopedAdmin):
     """Records of what happened (messages, webhook bodies, statuses): shown, never typed in
     or edited; deleted only by a superuser. Actions on them need the model's change permission."""
 
@@ -152,9 +210,23 @@ class InboxForm(forms.ModelForm):
         return self._keep_current("verify_token")
 
 
+class MembershipInline(admin.TabularInline):
+    """Who works in this inbox, and as what. Only superusers manage it: a supervisor adding
+    people (or themselves, elsewhere) would widen who reads customers' messages."""
+
+    model = Membership
+    fields = ("user", "role", "created")
+    readonly_fields = ("created",)
+    autocomplete_fields = ("user",)
+    extra = 0
+    verbose_name_plural = _("members")
+
+
 @admin.register(Inbox)
-class InboxAdmin(admin.ModelAdmin):
+class InboxAdmin(InboxScopedAdmin):
+    inbox_field = "pk"
     form = InboxForm
+    inlines = (MembershipInline,)
     list_display = (
         "name",
         "phone_number_id",
@@ -186,6 +258,39 @@ class InboxAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .annotate(_open_alerts=Count("alerts", filter=Q(alerts__resolved__isnull=True)))
         )
+
+    # Supervisors may rename their inboxes and switch them off; credentials and the numbers
+    # that route webhooks stay with superusers, and secrets are not even shown masked.
+    def get_list_display(self, request: HttpRequest) -> Any:
+        fields = super().get_list_display(request)
+        if access.is_admin(request.user):
+            return fields
+        return [name for name in fields if not name.startswith("masked_")]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if access.is_admin(request.user):
+            return fieldsets
+        return [
+            (title, {**options, "fields": [name for name in options["fields"] if name not in SECRET_FIELDS]})
+            for title, options in fieldsets
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_readonly_fields(request, obj)
+        if access.is_admin(request.user):
+            return fields
+        return (*fields, "phone_number_id", "waba_id")
+
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.inlines if access.is_admin(request.user) else ()
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # A supervisor would not even see an inbox they added: they supervise none there yet.
+        return access.is_admin(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return access.is_admin(request.user)
 
     @admin.display(description=_("webhook URL"))
     def webhook_url(self, obj: Inbox) -> str:
@@ -233,9 +338,10 @@ class AlertOpenFilter(admin.SimpleListFilter):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(InboxScopedAdmin):
+    inbox_field = "inbox"
     list_display = ("title", "kind", "code", "inbox", "created", "is_open", "resolved")
-    list_filter = (AlertOpenFilter, "kind", "inbox")
+    list_filter = (AlertOpenFilter, "kind", ("inbox", InboxListFilter))
     list_select_related = ("inbox",)
     search_fields = ("title", "details")
     date_hierarchy = "created"
@@ -277,7 +383,9 @@ class CustomerConversationInline(admin.TabularInline):
     verbose_name_plural = _("conversations")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
-        return super().get_queryset(request).select_related("inbox", "assignee", "customer")
+        # A customer who wrote to two inboxes: a supervisor sees only their inboxes' side.
+        qs = super().get_queryset(request).select_related("inbox", "assignee", "customer")
+        return scope_to_inboxes(qs, request, "inbox")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -291,6 +399,7 @@ class CustomerConversationInline(admin.TabularInline):
 
 @admin.register(Customer)
 class CustomerAdmin(RecordAdmin):
+    inbox_field = "conversations__inbox"
     list_display = ("__str__", "name", "phone", "wa_id", "user_id", "username", "conversation_count", "created")
     search_fields = ("name", "=wa_id", "phone", "=user_id", "username")
     date_hierarchy = "created"
@@ -309,7 +418,16 @@ class CustomerAdmin(RecordAdmin):
     inlines = (CustomerConversationInline,)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
-        return super().get_queryset(request).annotate(_conversations=Count("conversations"))
+        qs = admin.ModelAdmin.get_queryset(self, request)
+        if access.is_admin(request.user):
+            return qs.annotate(_conversations=Count("conversations"))
+        # EXISTS, not a join: a join would repeat the customer once per conversation. The
+        # count covers the supervisor's inboxes only.
+        inbox_ids = access.supervised_inbox_ids(request.user)
+        supervised = Conversation.objects.filter(customer=OuterRef("pk"), inbox_id__in=inbox_ids)
+        return qs.filter(Exists(supervised)).annotate(
+            _conversations=Count("conversations", filter=Q(conversations__inbox_id__in=inbox_ids))
+        )
 
     @admin.display(description=_("conversations"), ordering="_conversations")
     def conversation_count(self, obj: Customer) -> int:
@@ -365,7 +483,8 @@ def message_preview(obj: Message) -> str:
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(InboxScopedAdmin):
+    inbox_field = "inbox"
     list_display = (
         "id",
         "customer",
@@ -377,16 +496,18 @@ class ConversationAdmin(admin.ModelAdmin):
         "referral_headline",
     )
     list_display_links = ("id", "customer")
-    list_filter = ("status", "inbox")
+    list_filter = ("status", ("inbox", InboxListFilter))
     list_select_related = ("customer", "inbox", "assignee")
     search_fields = ("customer__name", "customer__phone", "=customer__wa_id")
     date_hierarchy = "opened"
-    raw_id_fields = ("inbox", "customer", "assignee")
-    # Moving a conversation to another customer or inbox would mix two people's histories;
-    # only status and assignee stay editable, as an escape hatch for supervisors.
+    # Moving a conversation to another customer or inbox would mix two people's histories.
+    # Status and owner change only through the ownership services (lock, allowed transition,
+    # audit row, live event): the handoffs app's admin actions, never by editing the form.
     readonly_fields = (
         "inbox",
         "customer",
+        "status",
+        "assignee",
         "opened",
         "closed",
         "last_inbound",
@@ -449,6 +570,7 @@ MESSAGE_JSON_FIELDS = ("content", "raw", "payload", "pricing", "edit_history", "
 
 @admin.register(Message)
 class MessageAdmin(RecordAdmin):
+    inbox_field = "conversation__inbox"
     list_display = (
         "wa_timestamp",
         "conversation",
@@ -659,8 +781,9 @@ def event_body_text(body: bytes | memoryview | None) -> str:
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(RecordAdmin):
+    inbox_field = "inbox"
     list_display = ("id", "received", "state", "signature_valid", "inbox", "fields", "attempts", "short_notes")
-    list_filter = ("state", "signature_valid", "inbox", "fields")
+    list_filter = ("state", "signature_valid", ("inbox", InboxListFilter), "fields")
     list_select_related = ("inbox",)
     search_fields = ("=body_sha256", "notes", "last_error")
     date_hierarchy = "received"
@@ -738,6 +861,8 @@ class WebhookEventAdmin(RecordAdmin):
 
 @admin.register(OrphanStatus)
 class OrphanStatusAdmin(RecordAdmin):
+    # No inbox to scope by (the wamid is not ours yet): superusers only.
+    inbox_field = None
     list_display = ("wamid", "status", "timestamp", "event", "created")
     list_filter = ("status",)
     list_select_related = ("event",)

@@ -150,3 +150,18 @@ def message_updated(message: Any, what: str) -> None:
             "what": what,
         },
     )
+
+
+def conversation_updated(conversation: Any) -> None:
+    """Its owner or state changed (taken over, assigned, transferred, closed, reopened): the
+    queue, the lists and the open conversation all redraw."""
+    publish_on_commit(
+        [inbox_group(conversation.inbox_id), conversation_group(conversation.pk)],
+        {
+            "type": "conversation.updated",
+            "conversation_id": conversation.pk,
+            "inbox_id": conversation.inbox_id,
+            "status": conversation.status,
+            "assignee_id": conversation.assignee_id,
+        },
+    )

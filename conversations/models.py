@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -184,6 +185,22 @@ class Customer(models.Model):
 class ConversationQuerySet(models.QuerySet["Conversation"]):
     def open(self) -> ConversationQuerySet:
         return self.exclude(status=Conversation.Status.CLOSED)
+
+    def waiting(self) -> ConversationQuerySet:
+        """The queue: handed over by the bot (or returned), no attendant yet."""
+        return self.filter(status=Conversation.Status.QUEUED)
+
+    def with_bot(self) -> ConversationQuerySet:
+        return self.filter(status=Conversation.Status.BOT)
+
+    def assigned_to(self, user: Any) -> ConversationQuerySet:
+        """Open conversations this attendant holds now (closed ones keep their last assignee)."""
+        return self.filter(status=Conversation.Status.ASSIGNED, assignee=user)
+
+    def in_inboxes(self, inbox_ids: Any) -> ConversationQuerySet:
+        """``inbox_ids``: ids or a ``values("inbox_id")`` subquery (kept lazy: one SQL query)."""
+        return self.filter(inbox_id__in=inbox_ids)
+
 
 
 class Conversation(models.Model):

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from conversations import processing, services
-from conversations.models import Alert, Conversation, Customer, Inbox, Message, OrphanStatus, WebhookEvent
+from conversations.models import Alert, Conversation, Customer, Inbox, Membership, Message, OrphanStatus, WebhookEvent
 from conversations.whatsapp import store as webhook_store
 from conversations.whatsapp.signature import sign
 from tests.conftest import TEST_SECRET, status_payload, text_payload
@@ -215,7 +215,7 @@ def test_it_shows_only_the_latest_messages_on_the_conversation_page(
 
 
 @pytest.mark.django_db
-def test_it_saves_a_conversation_status_with_the_read_only_messages_inline(admin_client, inbox) -> None:
+def test_it_saves_a_conversation_with_the_read_only_messages_inline(admin_client, inbox) -> None:
     # given
     record(inbox, "wamid.S1")
     record(inbox, "wamid.S2")
@@ -230,10 +230,10 @@ def test_it_saves_a_conversation_status_with_the_read_only_messages_inline(admin
     # when
     response = admin_client.post(url, {**data, "status": "queued", "assignee": "", "_save": "1"})
 
-    # then
+    # then: status and owner are read-only (they change through the handoffs actions)
     assert response.status_code == 302
     conversation.refresh_from_db()
-    assert conversation.status == Conversation.Status.QUEUED
+    assert conversation.status == Conversation.Status.BOT
     assert Message.objects.filter(conversation=conversation).count() == 2
 
 
@@ -291,6 +291,9 @@ def inbox_post(inbox: Inbox, **overrides: str) -> dict[str, str]:
         "app_secret": "",
         "verify_token": "",
         "_save": "1",
+        # The members inline (empty here).
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
         **overrides,
     }
 
@@ -340,6 +343,8 @@ def test_it_creates_an_inbox_with_its_secrets(admin_client) -> None:
             "app_secret": LONG_SECRET,
             "verify_token": "",
             "_save": "1",
+            "memberships-TOTAL_FORMS": "0",
+            "memberships-INITIAL_FORMS": "0",
         },
     )
 
@@ -467,6 +472,7 @@ def test_it_retries_a_failed_media_download(admin_client, inbox) -> None:
 def test_it_lets_only_superusers_delete_webhook_events(client, inbox) -> None:
     # given: a staff member with every permission on events, but not a superuser
     staff = User.objects.create_user("supervisora", is_staff=True)
+    Membership.objects.create(user=staff, inbox=inbox, role=Membership.Role.SUPERVISOR)
     staff.user_permissions.set(Permission.objects.filter(content_type__model="webhookevent"))
     client.force_login(staff)
     event = store(text_payload("wamid.KEEP"))
@@ -482,7 +488,8 @@ def test_it_lets_only_superusers_delete_webhook_events(client, inbox) -> None:
 @pytest.mark.django_db
 def test_it_lets_a_viewer_see_events_but_not_reprocess_them(client, inbox) -> None:
     # given
-    staff = User.objects.create_user("atendente1", is_staff=True)
+    staff = User.objects.create_user("supervisora", is_staff=True)
+    Membership.objects.create(user=staff, inbox=inbox, role=Membership.Role.SUPERVISOR)
     staff.user_permissions.set(Permission.objects.filter(codename="view_webhookevent"))
     client.force_login(staff)
     event = store(text_payload("wamid.VIEW"), process=False)

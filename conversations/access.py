@@ -1,0 +1,200 @@
+"""Who may see and act on what: the one place that answers it for views, the API, websockets,
+the admin and the ownership services.
+
+The rules (staff belong to inboxes through ``Membership``; superusers need none):
+
+- **Superusers** (admins) see and act on everything.
+- **Supervisors** of an inbox see and act on every conversation of that inbox, in any state.
+- **Attendants** of an inbox see, and may act on, the conversations with the bot or waiting
+  in the queue of their inboxes and the ones assigned to them (closed ones they were the last
+  to hold included: they may reopen them). They may also *read* the closed history of the
+  customers they can see right now (a customer in their queue, with the bot or assigned to
+  them), so whoever takes a conversation over knows what happened before, without browsing
+  every closed conversation of the inbox: another attendant's conversation stays private
+  while it is theirs. Reading that history gives no right to act on it.
+- Leaving an inbox (membership deleted) takes all of that away at once, assigned
+  conversations included: access follows the membership, never a stale ``assignee``.
+- Inactive and anonymous users see nothing.
+
+Everything here is a lazy queryset (one SQL query with subqueries on the memberships), so a
+list filters in the database, never row by row in Python. Looking an object up for a user
+answers 404 for what they may not see, and ``PermissionDenied`` for what they may read but
+not change.
+
+The Django admin is for superusers and supervisors only (``may_use_admin``), and shows a
+supervisor only the rows of the inboxes they supervise (``supervised_inbox_ids``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext
+
+from conversations.models import Conversation, Customer, Inbox, Membership, Message
+
+Status = Conversation.Status
+Role = Membership.Role
+
+# What an attendant of the inbox may take over without being its assignee.
+UNOWNED = (Status.BOT, Status.QUEUED)
+
+
+def _is_active(user: Any) -> bool:
+    return bool(user is not None and user.is_authenticated and user.is_active)
+
+
+def is_admin(user: Any) -> bool:
+    """Superusers see and do everything (the Django ``is_superuser`` flag)."""
+    return _is_active(user) and bool(user.is_superuser)
+
+
+# --- Inboxes ----------------------------------------------------------------------------------
+
+
+def member_inbox_ids(user: Any, role: str | None = None) -> QuerySet[Membership]:
+    """A lazy subquery of the ids of the inboxes this user belongs to (with ``role`` if given)."""
+    if not _is_active(user):
+        return Membership.objects.none().values("inbox_id")
+    memberships = Membership.objects.filter(user=user)
+    if role is not None:
+        memberships = memberships.filter(role=role)
+    return memberships.values("inbox_id")
+
+
+def supervised_inbox_ids(user: Any) -> QuerySet[Membership]:
+    return member_inbox_ids(user, Role.SUPERVISOR)
+
+
+def inboxes_for(user: Any) -> QuerySet[Inbox]:
+    """The inboxes this user works in (every inbox for a superuser)."""
+    if is_admin(user):
+        return Inbox.objects.all()
+    return Inbox.objects.filter(pk__in=member_inbox_ids(user))
+
+
+def role_in(user: Any, inbox_id: int) -> str | None:
+    """This user's role in one inbox (``Membership.Role``), or None. One query."""
+    if not _is_active(user):
+        return None
+    return Membership.objects.filter(user=user, inbox_id=inbox_id).values_list("role", flat=True).first()
+
+
+def can_own(user: Any, inbox_id: int) -> bool:
+    """May this user hold (be the assignee of) a conversation of this inbox? Members of the
+    inbox, of either role, and superusers (an admin may take a conversation over)."""
+    return is_admin(user) or role_in(user, inbox_id) is not None
+
+
+def assignable_users(inbox: Inbox | int) -> QuerySet[Any]:
+    """The active members of an inbox, who may be assigned its conversations."""
+    from django.contrib.auth import get_user_model
+
+    inbox_id = inbox.pk if isinstance(inbox, Inbox) else inbox
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, memberships__inbox_id=inbox_id)
+        .order_by("first_name", "username")
+        .distinct()
+    )
+
+
+# --- Conversations ----------------------------------------------------------------------------
+
+
+def _writable_q(user: Any) -> Q:
+    member = member_inbox_ids(user)
+    return Q(inbox_id__in=supervised_inbox_ids(user)) | Q(
+        Q(status__in=UNOWNED) | Q(assignee=user),
+        inbox_id__in=member,
+    )
+
+
+def conversations_for(user: Any) -> QuerySet[Conversation]:
+    """Every conversation this user may see, with inbox, customer and assignee joined."""
+    qs = Conversation.objects.select_related("inbox", "customer", "assignee")
+    if is_admin(user):
+        return qs
+    if not _is_active(user):
+        return qs.none()
+    member = member_inbox_ids(user)
+    # The customers this user is serving right now: their closed history is readable.
+    serving = Conversation.objects.filter(
+        Q(status__in=UNOWNED) | Q(status=Status.ASSIGNED, assignee=user), inbox_id__in=member
+    ).values("customer_id")
+    history = Q(status=Status.CLOSED, inbox_id__in=member, customer_id__in=serving)
+    return qs.filter(_writable_q(user) | history)
+
+
+def writable_conversations_for(user: Any) -> QuerySet[Conversation]:
+    """The conversations this user may act on (take over, answer, transfer, close, reopen)."""
+    qs = Conversation.objects.select_related("inbox", "customer", "assignee")
+    if is_admin(user):
+        return qs
+    if not _is_active(user):
+        return qs.none()
+    return qs.filter(_writable_q(user))
+
+
+def can_act(user: Any, conversation: Conversation) -> bool:
+    """The same rule as ``writable_conversations_for``, for one conversation already loaded."""
+    if is_admin(user):
+        return True
+    role = role_in(user, conversation.inbox_id)
+    if role is None:
+        return False
+    if role == Role.SUPERVISOR:
+        return True
+    return conversation.status in UNOWNED or conversation.assignee_id == user.pk
+
+
+def get_conversation_for_user(user: Any, pk: Any, *, write: bool = False) -> Conversation:
+    """The conversation ``pk`` if this user may see it (404 otherwise, whether or not it
+    exists: ids are not an oracle). With ``write=True``, ``PermissionDenied`` when they may
+    read it but not act on it."""
+    conversation = get_object_or_404(conversations_for(user), pk=pk)
+    if write and not can_act(user, conversation):
+        raise PermissionDenied(gettext("You can read this conversation but not act on it."))
+    return conversation
+
+
+# --- Customers and messages -------------------------------------------------------------------
+
+
+def customers_for(user: Any) -> QuerySet[Customer]:
+    """Customers with at least one conversation this user may see."""
+    if is_admin(user):
+        return Customer.objects.all()
+    visible = conversations_for(user).filter(customer_id=OuterRef("pk"))
+    return Customer.objects.filter(Exists(visible.values("pk")))
+
+
+def get_customer_for_user(user: Any, pk: Any) -> Customer:
+    return get_object_or_404(customers_for(user), pk=pk)
+
+
+def messages_for(user: Any) -> QuerySet[Message]:
+    """Messages of the conversations this user may see."""
+    qs = Message.objects.select_related("conversation")
+    if is_admin(user):
+        return qs
+    return qs.filter(conversation_id__in=conversations_for(user).values("pk"))
+
+
+def get_message_for_user(user: Any, pk: Any) -> Message:
+    """A message (for its media, say) if this user may see its conversation; 404 otherwise."""
+    return get_object_or_404(messages_for(user), pk=pk)
+
+
+# --- The Django admin -------------------------------------------------------------------------
+
+
+def may_use_admin(user: Any) -> bool:
+    """The back office is for admins and supervisors. Attendants work in the console: being
+    ``is_staff`` (as the demo's attendants are) is not enough to read every message there."""
+    if not (_is_active(user) and user.is_staff):
+        return False
+    return bool(user.is_superuser) or Membership.objects.filter(user=user, role=Role.SUPERVISOR).exists()

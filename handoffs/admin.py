@@ -1,0 +1,222 @@
+"""Ownership in the admin: status and owner are read-only on the conversation page, and change
+only through actions that call the ownership services (lock, allowed transition for this user,
+audit row, live event), showing their refusals.
+
+``conversations`` never imports this app, so its ConversationAdmin is replaced here by a
+subclass with the actions. ``handoffs`` comes after ``conversations`` in INSTALLED_APPS, and
+admin autodiscovery imports admin modules in that order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+
+from conversations import access
+from conversations.admin import ConversationAdmin, InboxListFilter, InboxScopedAdmin
+from conversations.models import Conversation
+from handoffs import services
+from handoffs.models import OwnershipChange
+from handoffs.services import TransitionRefused
+
+# The change page shows this many of the latest ownership changes.
+HISTORY_ROWS = 20
+
+
+class AssignForm(forms.Form):
+    assignee = forms.ModelChoiceField(label=_("Attendant"), queryset=get_user_model().objects.none())
+    reason = forms.CharField(label=_("Reason"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args: Any, candidates: QuerySet[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = candidates
+        self.fields["assignee"].label_from_instance = lambda user: user.get_full_name() or user.get_username()
+
+
+class CloseForm(forms.Form):
+    resolution = forms.CharField(label=_("Resolution note"), widget=forms.Textarea(attrs={"rows": 3}))
+
+
+admin.site.unregister(Conversation)
+
+
+@admin.register(Conversation)
+class OwnershipConversationAdmin(ConversationAdmin):
+    actions = ("take_over", "assign_to", "return_to_queue", "return_to_bot", "close_conversations", "reopen")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = list(super().get_fieldsets(request, obj))
+        return [*fieldsets[:1], (_("Ownership history"), {"fields": ("ownership_history",)}), *fieldsets[1:]]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return (*super().get_readonly_fields(request, obj), "ownership_history")
+
+    def has_ownership_permission(self, request: HttpRequest) -> bool:
+        # Whoever may enter the admin (a superuser or a supervisor) sees the actions; the
+        # services decide per conversation and per user, and say why when they refuse.
+        return access.may_use_admin(request.user)
+
+    @admin.display(description=_("ownership history"))
+    def ownership_history(self, obj: Conversation) -> str:
+        if obj.pk is None:
+            return "—"
+        changes = (
+            OwnershipChange.objects.filter(conversation=obj)
+            .select_related("actor", "to_assignee")
+            .order_by("-created", "-id")[:HISTORY_ROWS]
+        )
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    change.created,
+                    change.get_action_display(),
+                    _user_label(change.actor) if change.actor_id else gettext("the system"),
+                    change.get_to_status_display(),
+                    _user_label(change.to_assignee) if change.to_assignee_id else "—",
+                    change.reason or "—",
+                )
+                for change in changes
+            ),
+        )
+        if not rows:
+            return "—"
+        return format_html(
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            gettext("When"),
+            gettext("Action"),
+            gettext("Done by"),
+            gettext("New status"),
+            gettext("Attendant"),
+            gettext("Reason"),
+            rows,
+        )
+
+    # --- Actions ---------------------------------------------------------------------------
+
+    def _apply(
+        self, request: HttpRequest, queryset: QuerySet[Conversation], transition: Callable[[Conversation], Any]
+    ) -> None:
+        done = 0
+        for conversation in queryset.order_by("pk"):
+            try:
+                transition(conversation)
+            except TransitionRefused as refusal:
+                self.message_user(
+                    request,
+                    gettext("Conversation #%(id)s: %(reason)s") % {"id": conversation.pk, "reason": refusal.message},
+                    messages.ERROR,
+                )
+            else:
+                done += 1
+        if done:
+            self.message_user(
+                request,
+                ngettext("%(count)d conversation changed.", "%(count)d conversations changed.", done) % {"count": done},
+                messages.SUCCESS,
+            )
+
+    def _form_page(
+        self, request: HttpRequest, queryset: QuerySet[Conversation], action: str, title: str, form: forms.Form
+    ) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.opts,
+            "form": form,
+            "conversations": queryset.select_related("customer", "inbox").order_by("pk"),
+            "action": action,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/handoffs/ownership_form.html", context)
+
+    @admin.action(description=_("Take over (assign to me)"), permissions=("ownership",))
+    def take_over(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        self._apply(request, queryset, lambda conversation: services.take_over(conversation, request.user))
+
+    @admin.action(description=_("Assign to an attendant…"), permissions=("ownership",))
+    def assign_to(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> TemplateResponse | None:
+        inbox_ids = set(queryset.values_list("inbox_id", flat=True))
+        candidates = (
+            get_user_model()
+            .objects.filter(is_active=True, memberships__inbox_id__in=inbox_ids)
+            .order_by("first_name", "username")
+            .distinct()
+        )
+        form = AssignForm(request.POST if "apply" in request.POST else None, candidates=candidates)
+        if not form.is_valid():
+            return self._form_page(request, queryset, "assign_to", gettext("Assign to an attendant"), form)
+        assignee, reason = form.cleaned_data["assignee"], form.cleaned_data["reason"]
+        self._apply(request, queryset, lambda c: services.assign(c, request.user, assignee, reason=reason))
+        return None
+
+    @admin.action(description=_("Return to the queue"), permissions=("ownership",))
+    def return_to_queue(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        self._apply(request, queryset, lambda conversation: services.transfer_to_queue(conversation, request.user))
+
+    @admin.action(description=_("Return to the bot"), permissions=("ownership",))
+    def return_to_bot(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        self._apply(request, queryset, lambda conversation: services.transfer_to_bot(conversation, request.user))
+
+    @admin.action(description=_("Close…"), permissions=("ownership",))
+    def close_conversations(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> TemplateResponse | None:
+        form = CloseForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self._form_page(request, queryset, "close_conversations", gettext("Close conversations"), form)
+        resolution = form.cleaned_data["resolution"]
+        self._apply(request, queryset, lambda c: services.close(c, request.user, resolution=resolution))
+        return None
+
+    @admin.action(description=_("Reopen"), permissions=("ownership",))
+    def reopen(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        self._apply(request, queryset, lambda conversation: services.reopen(conversation, request.user))
+
+
+def _user_label(user: Any) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+@admin.register(OwnershipChange)
+class OwnershipChangeAdmin(InboxScopedAdmin):
+    """The audit trail: read-only, for everyone who may see the conversation's inbox."""
+
+    inbox_field = "conversation__inbox"
+    list_display = ("created", "conversation", "action", "actor", "from_status", "to_status", "to_assignee")
+    list_filter = ("action", "to_status", ("conversation__inbox", InboxListFilter))
+    list_select_related = ("conversation__customer", "actor", "to_assignee")
+    search_fields = ("=conversation__id", "reason")
+    date_hierarchy = "created"
+    fields = (
+        "conversation",
+        "action",
+        "actor",
+        "from_status",
+        "from_assignee",
+        "to_status",
+        "to_assignee",
+        "reason",
+        "created",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
