@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 API_PREFIX = "/v23.0"
 TOKEN = "test-token"
+HOLD_LIMIT = 10.0
 
 
 @dataclass
@@ -46,6 +47,11 @@ class Reply:
     wamid: str = ""
     # Close the connection without answering (after recording the request).
     drop: bool = False
+    # Set when the request has arrived (and is recorded): a test can act while it is in flight.
+    arrived: threading.Event | None = None
+    # The answer waits until this is set (at most HOLD_LIMIT seconds): a test decides when a
+    # slow upload or a slow answer completes, instead of racing a timer.
+    hold: threading.Event | None = None
 
 
 @dataclass
@@ -230,7 +236,11 @@ class FakeGraph:
         with self._lock:
             self.requests.append(recorded)
             scripted = self._scripts[route].popleft() if self._scripts[route] else None
+        if scripted is not None and scripted.arrived is not None:
+            scripted.arrived.set()
         reply = self._answer(route, arg, recorded, scripted)
+        if reply.hold is not None:
+            reply.hold.wait(HOLD_LIMIT)
         if reply.delay:
             time.sleep(reply.delay)
         if reply.drop:
@@ -268,7 +278,7 @@ class FakeGraph:
                 "messages": [{"id": wamid}],
             }
             if scripted is not None:
-                return Reply(json=answer, delay=scripted.delay, drop=scripted.drop)
+                return Reply(json=answer, delay=scripted.delay, drop=scripted.drop, hold=scripted.hold)
             return Reply(json=answer)
         if route == "media":
             return Reply(json={"id": f"UPLOADED.{next(self._counter)}"})

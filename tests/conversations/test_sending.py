@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -286,25 +285,21 @@ def test_it_never_sends_again_while_the_status_webhook_waits_in_the_backlog(
     assert len(fake_graph.sends()) == 1
 
 
-def _in_thread(work: Callable[[], Any]) -> threading.Thread:
-    """Run ``work`` in a thread of its own (its own database connection), like a second worker."""
+def _in_thread(work: Callable[[], Any], *, then: threading.Event | None = None) -> threading.Thread:
+    """Run ``work`` in a thread of its own (its own database connection), like a second
+    worker; ``then`` is set once it has finished."""
 
     def run() -> None:
         try:
             work()
         finally:
             connection.close()
+            if then is not None:
+                then.set()
 
     thread = threading.Thread(target=run)
     thread.start()
     return thread
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def pending_image_row(conversation: Conversation) -> Message:
@@ -326,18 +321,23 @@ PNG = b"\x89PNG\r\n\x1a\n fake image"
 def test_it_sends_once_when_a_slow_upload_outlives_the_sweep_and_a_send_again(
     settings: Any, conversation: Conversation, fake_graph: FakeGraph
 ) -> None:
-    # given: worker 1 claims an image and its upload to Meta outlives the confirmation window;
-    # the second attempt's upload is slow too, so both uploads finish while a send is claimable
+    # given: worker 1 claims an image and its upload to Meta outlives the confirmation window.
+    # Its upload completes only when the second attempt's upload has reached Meta, and the
+    # second one only when worker 1 is done: worker 1 finishes while attempt 2 owns the row.
     settings.WHATSAPP_HTTP_TIMEOUT = 5.0
-    fake_graph.script("media", Reply(json={"id": "UPLOADED.SLOW1"}, delay=1.0))
-    fake_graph.script("media", Reply(json={"id": "UPLOADED.SLOW2"}, delay=1.5))
+    upload_1_started, attempt_2_uploading, worker_1_done = threading.Event(), threading.Event(), threading.Event()
+    fake_graph.script(
+        "media",
+        Reply(json={"id": "UPLOADED.SLOW1"}, arrived=upload_1_started, hold=attempt_2_uploading),
+        Reply(json={"id": "UPLOADED.SLOW2"}, arrived=attempt_2_uploading, hold=worker_1_done),
+    )
     message = pending_image_row(conversation)
     outcomes: list[delivery.Outcome] = []
-    worker = _in_thread(lambda: outcomes.append(delivery.deliver(message.pk)))
-    _wait_for(lambda: len(fake_graph.calls("media")) == 1)
+    worker = _in_thread(lambda: outcomes.append(delivery.deliver(message.pk)), then=worker_1_done)
+    assert upload_1_started.wait(5)
 
     # when: the sweep marks it unconfirmed and a person sends it again (run here, in the
-    # embedded mode: attempt 2 uploads and sends while worker 1's upload finishes)
+    # embedded mode: attempt 2 uploads and sends)
     settings.WHATSAPP_SEND_CONFIRM_SECONDS = 0
     tasks.sweep_outbound_messages()
     message.refresh_from_db()
@@ -362,15 +362,17 @@ def test_it_sends_a_slow_upload_once_when_the_sweep_marked_it_meanwhile(
 ) -> None:
     # given: an upload that outlives the confirmation window
     settings.WHATSAPP_HTTP_TIMEOUT = 5.0
-    fake_graph.script("media", Reply(json={"id": "UPLOADED.SLOW"}, delay=0.8))
+    upload_started, upload_done = threading.Event(), threading.Event()
+    fake_graph.script("media", Reply(json={"id": "UPLOADED.SLOW"}, arrived=upload_started, hold=upload_done))
     message = pending_image_row(conversation)
     outcomes: list[delivery.Outcome] = []
     worker = _in_thread(lambda: outcomes.append(delivery.deliver(message.pk)))
-    _wait_for(lambda: len(fake_graph.calls("media")) == 1)
+    assert upload_started.wait(5)
 
     # when: the sweep marks it unconfirmed, then the upload finishes and nobody sent it again
     settings.WHATSAPP_SEND_CONFIRM_SECONDS = 0
-    tasks.sweep_outbound_messages()
+    assert delivery.reconcile_unconfirmed() == [message.pk]
+    upload_done.set()
     worker.join()
     tasks.sweep_outbound_messages()
 
@@ -387,15 +389,17 @@ def test_it_links_a_late_send_answer_to_a_row_the_sweep_marked_unconfirmed(
 ) -> None:
     # given: Meta's answer is slow, and the sweep gives up waiting while it is on its way
     settings.WHATSAPP_HTTP_TIMEOUT = 5.0
-    fake_graph.script("messages", Reply(accept=True, delay=0.8))
+    send_arrived, answer = threading.Event(), threading.Event()
+    fake_graph.script("messages", Reply(accept=True, arrived=send_arrived, hold=answer))
     message = pending_row(conversation)
     outcomes: list[delivery.Outcome] = []
     worker = _in_thread(lambda: outcomes.append(delivery.deliver(message.pk)))
-    _wait_for(lambda: len(fake_graph.sends()) == 1)
+    assert send_arrived.wait(5)
     settings.WHATSAPP_SEND_CONFIRM_SECONDS = 0
     assert delivery.reconcile_unconfirmed() == [message.pk]
 
     # when: the answer arrives
+    answer.set()
     worker.join()
 
     # then: the row learns its wamid and is sent, once
