@@ -437,3 +437,27 @@ def test_it_lets_a_superuser_add_a_member_to_an_inbox(admin_client, team) -> Non
     assert response.status_code == 302
     assert Membership.objects.get(user=newcomer).role == Membership.Role.SUPERVISOR
     assert Membership.objects.filter(inbox=team.inbox).count() == 4
+
+
+@pytest.mark.django_db
+def test_it_lets_the_demo_supervisor_in_and_keeps_the_demo_attendants_out(client, settings, monkeypatch) -> None:
+    # given: the embedded demo (seed_demo), whose attendants are is_staff
+    from django.core.management import call_command
+
+    settings.PRODUCTION = False
+    settings.WHATSAPP_PHONE_NUMBER_ID = "DEMO_PNID"
+    settings.WHATSAPP_APP_SECRET = "demo-app-secret"
+    monkeypatch.delenv("DEMO_PASSWORD", raising=False)
+    call_command("seed_demo", "--quiet")
+    supervisor, attendant = User.objects.get(username="supervisora"), User.objects.get(username="atendente1")
+
+    # when
+    client.force_login(supervisor)
+    supervisor_page = client.get(reverse("admin:conversations_conversation_changelist"))
+    client.force_login(attendant)
+    attendant_page = client.get(reverse("admin:conversations_conversation_changelist"))
+
+    # then
+    assert supervisor_page.status_code == 200
+    assert supervisor_page.context["cl"].result_count == Conversation.objects.count() > 0
+    assert attendant_page.status_code == 302

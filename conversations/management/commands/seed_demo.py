@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from conversations import services
-from conversations.models import Conversation, Customer, Inbox, Message
+from conversations.models import Conversation, Customer, Inbox, Membership, Message
 
 DEFAULT_PASSWORD = "atende-demo-2026"
 SUPERVISORS = "Supervisores"
@@ -248,6 +248,7 @@ class Command(BaseCommand):
 
         counts_before = self._counts()
         if inbox is not None:
+            self._memberships(inbox)
             self._conversations(inbox)
         created = {name: after - counts_before[name] for name, after in self._counts().items()}
 
@@ -284,6 +285,16 @@ class Command(BaseCommand):
         if spec.group:
             user.groups.add(groups[spec.group])
         return spec, created
+
+    def _memberships(self, inbox: Inbox) -> None:
+        # Access follows inbox membership (conversations/access.py): without one, the demo
+        # supervisor could not enter the admin and the attendants would see no conversation.
+        User = get_user_model()
+        roles = {SUPERVISORS: Membership.Role.SUPERVISOR, ATTENDANTS: Membership.Role.ATTENDANT}
+        for spec in DEMO_USERS:
+            if spec.group in roles:
+                user = User.objects.get(username=spec.username)
+                Membership.objects.get_or_create(user=user, inbox=inbox, defaults={"role": roles[spec.group]})
 
     def _conversations(self, inbox: Inbox) -> None:
         now = timezone.now()
