@@ -1,7 +1,8 @@
-"""Process stored webhook events by hand: what the dispatcher hands to the workers, plus replays, inline.
+"""Process stored webhook events by hand: what the webhook workers would claim, plus replays, inline.
 
 Safe to run while workers are up: each event is locked while it is applied (a locked one is
-skipped and reported as busy) and messages dedupe on their wamid.
+skipped and reported as busy) and messages dedupe on their wamid. Unlike the workers it
+does not wait for a customer's earlier events: it is the operator's call.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ BUSY = "busy"
 
 class Command(BaseCommand):
     help = (
-        "Process webhook events left pending or failed and due (like the dispatcher, but inline). --flagged also "
+        "Process webhook events left pending or failed and due (like the workers, but inline). --flagged also "
         "replays flagged ones (e.g. after adding the missing inbox); --id replays one event."
     )
 

@@ -1,0 +1,90 @@
+"""Celery's queues and schedules: separate queues that compose and the bench really consume,
+and periodic tasks that expire instead of piling up."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def routed_queues() -> set[str]:
+    return {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()} | {settings.CELERY_TASK_DEFAULT_QUEUE}
+
+
+def compose_workers() -> dict[str, set[str]]:
+    """Service name -> the queues its `celery worker -Q` consumes."""
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    workers = {}
+    for name, service in services.items():
+        command = service.get("command") or []
+        if "celery" in command and "worker" in command:
+            workers[name] = set(command[command.index("-Q") + 1].split(","))
+    return workers
+
+
+@pytest.mark.django_db
+def test_it_makes_every_periodic_task_expire_under_the_database_scheduler() -> None:
+    # given: beat's scheduler as configured (django-celery-beat reads the schedule into rows)
+    from django_celery_beat.schedulers import ModelEntry
+
+    from config.celery import app
+
+    # when
+    entries = {
+        name: ModelEntry.from_entry(name, app=app, **entry) for name, entry in settings.CELERY_BEAT_SCHEDULE.items()
+    }
+
+    # then: each sends its task with an expiry no longer than its interval
+    for name, entry in entries.items():
+        interval = settings.CELERY_BEAT_SCHEDULE[name]["schedule"]
+        assert 0 < entry.options.get("expires", 0) <= max(2.0, 2 * interval), name
+
+
+def test_it_runs_the_per_second_sweep_on_its_own_queue() -> None:
+    assert settings.CELERY_TASK_ROUTES["conversations.tasks.dispatch_webhook_events"] == {"queue": "dispatch"}
+    queues = {
+        name: settings.CELERY_TASK_ROUTES[f"conversations.tasks.{name}"]["queue"]
+        for name in ("process_webhooks", "send_message", "mark_message_read", "download_media")
+    }
+    assert queues == {
+        "process_webhooks": "webhooks",
+        "send_message": "sending",
+        "mark_message_read": "sending",
+        "download_media": "media",
+    }
+    assert settings.CELERY_TASK_ROUTES["bots.tasks.*"] == {"queue": "bots"}
+
+
+def test_it_consumes_every_queue_in_compose_with_separate_workers() -> None:
+    workers = compose_workers()
+
+    # every queue has a worker; webhook processing, sending and bots never share one
+    assert set().union(*workers.values()) == routed_queues()
+    owner = {queue: name for name, queues in workers.items() for queue in queues}
+    assert len({owner["webhooks"], owner["sending"], owner["bots"]}) == 3
+    # the per-second sweep never waits behind sends or LLM calls
+    assert owner["dispatch"] == owner["webhooks"]
+
+
+def test_it_runs_the_listener_and_beat_in_compose() -> None:
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+
+    commands = [" ".join(service.get("command") or []) for service in services.values()]
+
+    assert "python manage.py listen_webhooks" in commands
+    assert any(command.startswith("celery -A config beat") for command in commands)
+
+
+def test_it_consumes_every_queue_and_runs_the_listener_in_the_bench() -> None:
+    script = (ROOT / "bench" / "run.sh").read_text()
+
+    queues = re.search(r'-Q "\$\{CELERY_QUEUES:-([^}]+)\}"', script).group(1)
+    assert set(queues.split(",")) == routed_queues()
+    assert "manage.py listen_webhooks" in " ".join(shlex.split(script, comments=True))
