@@ -133,7 +133,8 @@ def _require_holder_or_manager(conversation: Conversation, actor: _Actor) -> Non
 def _check_assignee(conversation: Conversation, assignee: Any) -> None:
     if assignee is _ANYONE:
         return
-    if assignee is None or not access.can_own(assignee, conversation.inbox_id):
+    # Members only, superusers included: whom the queue, capacity and reports count.
+    if assignee is None or access.role_in(assignee, conversation.inbox_id) is None:
         raise TransitionRefused(
             gettext("%(name)s is not an active member of this conversation's inbox.") % {"name": _name(assignee)},
             TransitionRefused.INVALID,

@@ -461,3 +461,19 @@ def test_it_lets_the_demo_supervisor_in_and_keeps_the_demo_attendants_out(client
     assert supervisor_page.status_code == 200
     assert supervisor_page.context["cl"].result_count == Conversation.objects.count() > 0
     assert attendant_page.status_code == 302
+
+
+@pytest.mark.django_db
+def test_it_lists_only_the_supervisors_inboxes_ownership_changes(supervisor_client, two_inboxes, team) -> None:
+    # given
+    from handoffs import services
+
+    services.take_over(two_inboxes["mine"]["conversation"], team.ana)
+    services.take_over(two_inboxes["theirs"]["conversation"], team.outsider)
+
+    # when
+    response = supervisor_client.get(reverse("admin:handoffs_ownershipchange_changelist"))
+
+    # then
+    assert response.status_code == 200
+    assert [change.to_assignee for change in response.context["cl"].result_list] == [team.ana]

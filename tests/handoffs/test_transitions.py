@@ -484,3 +484,13 @@ def test_it_reports_the_actions_each_actor_may_attempt(team, make_conversation) 
         Action.TO_BOT,
         Action.CLOSE,
     }
+
+
+@pytest.mark.django_db
+def test_it_refuses_to_assign_to_a_superuser_outside_the_inbox(team, make_conversation) -> None:
+    conversation = make_conversation(Status.QUEUED)
+
+    error = refused(services.assign, conversation, team.supervisor, team.admin)
+
+    assert error.code == "invalid"
+    assert state(conversation) == (Status.QUEUED, None, None)
