@@ -42,12 +42,17 @@ class Command(BaseCommand):
         self.stdout.write(f"Processed {total} events ({summary}).")
 
     def _one(self, event_id: int) -> Counter[str]:
-        event = WebhookEvent.objects.filter(pk=event_id).only("pk", "signature_valid").first()
+        event = WebhookEvent.objects.filter(pk=event_id).only("pk", "signature_valid", "body_purged").first()
         if event is None:
             raise CommandError(f"No webhook event #{event_id}.")
         if not event.signature_valid:
             # Processing an unsigned body would let anyone who can reach the webhook inject messages.
             raise CommandError(f"Webhook event #{event_id} has an invalid signature: not processed.")
+        if event.body_purged is not None:
+            raise CommandError(
+                f"Webhook event #{event_id}: its body was emptied on {event.body_purged:%Y-%m-%d} after the "
+                "retention period (WEBHOOK_RETENTION_DAYS); nothing to replay."
+            )
         return Counter([self._process(event_id, force=True)])
 
     def _many(self, *, flagged: bool, limit: int) -> Counter[str]:
