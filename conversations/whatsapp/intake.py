@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext
 
 from conversations import services
@@ -101,7 +102,15 @@ def process_body(
 ) -> Report:
     """Apply ``body``, whose ``X-Hub-Signature-256`` header was ``signature``. Must run in a
     transaction. A single-item body lets its item's exception through, for the caller's
-    savepoint to roll back; with several items, each failure is caught and reported."""
+    savepoint to roll back; with several items, each failure is caught and reported.
+
+    The notes and flags are written in LANGUAGE_CODE (as ``processing`` writes its summary),
+    whichever request or worker applies the body."""
+    with translation.override(settings.LANGUAGE_CODE):
+        return _process_body(body, signature, event_id, received)
+
+
+def _process_body(body: bytes, signature: str, event_id: int | None, received: datetime | None) -> Report:
     report = Report()
     try:
         payload = sanitize(json.loads(body))

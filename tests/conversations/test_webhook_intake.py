@@ -18,7 +18,7 @@ from tests.conftest import TEST_SECRET, broker_down, load_sample, status_payload
 
 
 @pytest.mark.django_db
-def test_it_stores_an_unchanged_sample_once_when_posted_twice(inbox, post_webhook) -> None:
+def test_it_stores_an_unchanged_sample_once_when_posted_twice(inbox, post_webhook, english) -> None:
     # given: Meta retrying the very same body
     body = json.dumps(load_sample("01_text_meta.json")).encode()
 
@@ -438,7 +438,7 @@ def test_it_refuses_a_body_over_three_megabytes_with_413(inbox, post_webhook) ->
 
 
 @pytest.mark.django_db
-def test_it_flags_an_unknown_phone_number_and_applies_it_once_the_inbox_exists(inbox, post_webhook) -> None:
+def test_it_flags_an_unknown_phone_number_and_applies_it_once_the_inbox_exists(inbox, post_webhook, english) -> None:
     # given: a webhook for a number we have not configured (yet)
     response = post_webhook(text_payload("wamid.LATER", phone_number_id="UNKNOWN_PNID"))
     event = WebhookEvent.objects.get()
