@@ -105,12 +105,18 @@ def assignable_users(inbox: Inbox | int) -> QuerySet[Any]:
 # --- Conversations ----------------------------------------------------------------------------
 
 
-def _writable_q(user: Any) -> Q:
+def _rule(user: Any, *, history: bool) -> Q:
+    """The rule for a member of inboxes, as one filter. The inbox condition is a top-level
+    AND, so the planner can use the inbox indexes."""
     member = member_inbox_ids(user)
-    return Q(inbox_id__in=supervised_inbox_ids(user)) | Q(
-        Q(status__in=UNOWNED) | Q(assignee=user),
-        inbox_id__in=member,
-    )
+    allowed = Q(inbox_id__in=supervised_inbox_ids(user)) | Q(status__in=UNOWNED) | Q(assignee=user)
+    if history:
+        # The customers this user is serving right now: their closed history is readable.
+        serving = Conversation.objects.filter(
+            Q(status__in=UNOWNED) | Q(status=Status.ASSIGNED, assignee=user), inbox_id__in=member
+        ).values("customer_id")
+        allowed |= Q(status=Status.CLOSED, customer_id__in=serving)
+    return Q(inbox_id__in=member) & allowed
 
 
 def conversations_for(user: Any) -> QuerySet[Conversation]:
@@ -120,13 +126,7 @@ def conversations_for(user: Any) -> QuerySet[Conversation]:
         return qs
     if not _is_active(user):
         return qs.none()
-    member = member_inbox_ids(user)
-    # The customers this user is serving right now: their closed history is readable.
-    serving = Conversation.objects.filter(
-        Q(status__in=UNOWNED) | Q(status=Status.ASSIGNED, assignee=user), inbox_id__in=member
-    ).values("customer_id")
-    history = Q(status=Status.CLOSED, inbox_id__in=member, customer_id__in=serving)
-    return qs.filter(_writable_q(user) | history)
+    return qs.filter(_rule(user, history=True))
 
 
 def writable_conversations_for(user: Any) -> QuerySet[Conversation]:
@@ -136,7 +136,7 @@ def writable_conversations_for(user: Any) -> QuerySet[Conversation]:
         return qs
     if not _is_active(user):
         return qs.none()
-    return qs.filter(_writable_q(user))
+    return qs.filter(_rule(user, history=False))
 
 
 def can_act(user: Any, conversation: Conversation) -> bool:
