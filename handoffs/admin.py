@@ -54,6 +54,33 @@ admin.site.unregister(Conversation)
 @admin.register(Conversation)
 class OwnershipConversationAdmin(ConversationAdmin):
     actions = ("take_over", "assign_to", "return_to_queue", "return_to_bot", "close_conversations", "reopen")
+    change_form_template = "admin/handoffs/conversation_change_form.html"
+    # The change page offers, as buttons, the actions this user may attempt on it.
+    ACTION_FOR = {
+        OwnershipChange.Action.TAKE_OVER: "take_over",
+        OwnershipChange.Action.ASSIGN: "assign_to",
+        OwnershipChange.Action.TO_QUEUE: "return_to_queue",
+        OwnershipChange.Action.TO_BOT: "return_to_bot",
+        OwnershipChange.Action.CLOSE: "close_conversations",
+        OwnershipChange.Action.REOPEN: "reopen",
+    }
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> Any:
+        if obj is not None and self.has_ownership_permission(request):
+            allowed = services.available_actions(request.user, obj)
+            context["ownership_actions"] = [
+                (name, self.get_action(name)[2]) for action, name in self.ACTION_FOR.items() if action in allowed
+            ]
+            context["action_checkbox_name"] = helpers.ACTION_CHECKBOX_NAME
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fieldsets = list(super().get_fieldsets(request, obj))

@@ -477,3 +477,23 @@ def test_it_lists_only_the_supervisors_inboxes_ownership_changes(supervisor_clie
     # then
     assert response.status_code == 200
     assert [change.to_assignee for change in response.context["cl"].result_list] == [team.ana]
+
+
+@pytest.mark.django_db
+def test_it_offers_the_allowed_actions_as_buttons_on_the_change_page(supervisor_client, team) -> None:
+    # given
+    conversation = record(team.inbox, "wamid.BTN").conversation
+    url = reverse("admin:conversations_conversation_change", args=[conversation.pk])
+
+    # when
+    offered = [name for name, _label in supervisor_client.get(url).context["ownership_actions"]]
+    supervisor_client.post(
+        reverse("admin:conversations_conversation_changelist"),
+        {"action": "take_over", "_selected_action": [conversation.pk]},
+    )
+    offered_after = [name for name, _label in supervisor_client.get(url).context["ownership_actions"]]
+
+    # then
+    assert offered == ["take_over", "assign_to", "return_to_queue", "close_conversations"]
+    assert offered_after == ["assign_to", "return_to_queue", "return_to_bot", "close_conversations"]
+    assert state(conversation) == (Status.ASSIGNED, team.supervisor.pk, None)
