@@ -48,10 +48,10 @@ def wake_workers(target: int | None = None) -> int:
     that event; more only keep several worker processes busy under load. Never raises: with
     the broker down the events stay due and the next sweep or notification tries again."""
     target = settings.WEBHOOK_WAKEUPS if target is None else target
-    if jobs.task(PROCESS_WEBHOOKS).app.conf.task_always_eager:
-        # No broker (embedded mode, tests): one inline run applies everything due.
-        return 1 if jobs.enqueue(PROCESS_WEBHOOKS) else 0
     try:
+        if jobs.task(PROCESS_WEBHOOKS).app.conf.task_always_eager:
+            # No broker (embedded mode, tests): one inline run applies everything due.
+            return 1 if jobs.enqueue(PROCESS_WEBHOOKS) else 0
         missing = target - queued_wakeups()
     except Exception as exc:
         logger.warning("could not read the webhooks queue: %s", exc)

@@ -73,7 +73,7 @@ def process_batch(limit: int | None = None) -> int:
 
 def _in_customer_order(claimed: list[WebhookEvent]) -> list[WebhookEvent]:
     """Leave out an event whose customer has an earlier event still pending outside this
-    batch (another worker holds it, or it sits past our limit): applying it now could put a
+    batch (another worker holds it): applying it now could put a
     customer's messages out of WhatsApp order. Within the batch they are applied in id order.
     One indexed query (conv_event_route_idx), only when the batch has routed events."""
     routes = {event.route for event in claimed if event.route}
@@ -84,6 +84,7 @@ def _in_customer_order(claimed: list[WebhookEvent]) -> list[WebhookEvent]:
     rows = (
         WebhookEvent.objects.filter(route__in=routes, state=WebhookEvent.State.PENDING, pk__lt=max(ids))
         .exclude(pk__in=ids)
+        .order_by()
         .values_list("route", "pk")
     )
     for route, pk in rows:

@@ -499,10 +499,12 @@ def test_it_processes_a_stored_event_within_milliseconds_through_the_listener(in
     # then: well before beat's next tick would have come
     assert took < 0.5
 
-    # when: the database drops the listener's connection, and an event arrives meanwhile
+    # when: the database drops every connection but this test's (as in a restart), and an
+    # event arrives meanwhile
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'atende listen_webhooks'"
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
     second = stored(text_payload("wamid.AFTER_RECONNECT"))
 
@@ -595,3 +597,25 @@ def test_it_keeps_a_failed_event_with_its_error_and_retries_it_when_due(inbox) -
     event.refresh_from_db()
     assert (event.state, event.attempts) == ("done", 2)
     assert sorted(Message.objects.values_list("wamid", flat=True)) == ["wamid.BOOM", "wamid.FINE"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_it_wakes_the_workers_without_a_task_per_message_in_a_burst(inbox, settings) -> None:
+    # given: the listener running against the real broker, no worker consuming
+    with real_broker() as client:
+        listener = run_listener(seconds=3)
+        wait_until(lambda: dispatch.last_dispatch_age() is not None and dispatch.last_dispatch_age() < 1, timeout=5)
+        assert client.llen(dispatch.WEBHOOKS_QUEUE) == 0
+
+        # when: a burst of 50 events
+        for i in range(50):
+            stored(text_payload(f"wamid.BURST{i}", wa_id=f"55119{i:08d}"))
+        wait_until(lambda: client.llen(dispatch.WEBHOOKS_QUEUE) > 0, timeout=3)
+        time.sleep(0.3)
+
+        # then: a few wake-ups, not 50 tasks
+        assert client.llen(dispatch.WEBHOOKS_QUEUE) == settings.WEBHOOK_WAKEUPS
+        listener.join(10)
+    assert WebhookEvent.objects.filter(state="pending").count() == 50

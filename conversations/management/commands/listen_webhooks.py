@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
 from conversations import dispatch
 from conversations.whatsapp.store import NOTIFY_CHANNEL
@@ -43,15 +43,17 @@ class Command(BaseCommand):
         stop_at = time.monotonic() + options["seconds"] if options["seconds"] > 0 else None
         delay = 0.5
         while stop_at is None or time.monotonic() < stop_at:
+            started = time.monotonic()
             try:
                 self._listen(stop_at)
                 return
-            except psycopg.Error as exc:
-                # The database went away (restart, failover): wait a little longer each time,
-                # then listen again. Beat's sweep covers the gap.
+            except (psycopg.Error, DatabaseError) as exc:
+                # The database went away (restart, failover): wait a little longer each time
+                # it fails again soon, then listen again. Beat's sweep covers the gap.
+                connections.close_all()
+                delay = 0.5 if time.monotonic() - started > 60 else min(delay * 2, RECONNECT_MAX_SECONDS)
                 logger.warning("listen_webhooks: %s; reconnecting in %.1f s", exc, delay)
                 time.sleep(delay)
-                delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
     def _listen(self, stop_at: float | None) -> None:
         params = connections[DEFAULT_DB_ALIAS].get_connection_params()
@@ -60,7 +62,8 @@ class Command(BaseCommand):
             conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
             logger.info("listening for stored webhook events on %s", NOTIFY_CHANNEL)
             # Whatever was stored before LISTEN took effect notified nobody.
-            dispatch.wake_workers()
+            if dispatch.anything_due():
+                dispatch.wake_workers()
             beat_at = 0.0
             while stop_at is None or time.monotonic() < stop_at:
                 if time.monotonic() - beat_at >= TICK_SECONDS:
