@@ -23,14 +23,14 @@ def _total_busy() -> tuple[float, float]:
     return (total - idle) / TICKS, total / TICKS
 
 
-def _proc(pid: int) -> tuple[int, float]:
-    """(parent pid, CPU seconds used so far) of a process; (0, 0.0) once it is gone."""
+def _proc(pid: int) -> tuple[int, int, float]:
+    """(parent pid, process group, CPU seconds used so far) of a process; zeros once it is gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return 0, 0.0
+        return 0, 0, 0.0
     fields = raw.rsplit(")", 1)[1].split()
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS
+    return int(fields[1]), int(fields[2]), (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def _cmdline(pid: int) -> str:
@@ -51,14 +51,18 @@ class Snapshot:
     procs: dict[int, tuple[str, float]]  # pid -> (group, CPU seconds)
 
 
-def snapshot(classify: Callable[[int, int, str], str | None], children: str = "loadgen") -> Snapshot:
-    """Busy CPU of the machine, and per process of a group (``classify`` maps pid, parent pid
-    and command line to a group). Children this process waited for (wrk) count as ``children``."""
+Classifier = Callable[[int, int, int, str], "str | None"]
+
+
+def snapshot(classify: Classifier, children: str = "loadgen") -> Snapshot:
+    """Busy CPU of the machine, and per process of a group (``classify`` maps pid, parent pid,
+    process group and command line to a group). Children this process waited for (wrk) count
+    as ``children``."""
     busy, total = _total_busy()
     procs: dict[int, tuple[str, float]] = {}
     for pid in _pids():
-        ppid, seconds = _proc(pid)
-        group = classify(pid, ppid, _cmdline(pid))
+        ppid, pgrp, seconds = _proc(pid)
+        group = classify(pid, ppid, pgrp, _cmdline(pid))
         if group is not None:
             procs[pid] = (group, seconds)
     own = resource.getrusage(resource.RUSAGE_SELF)
@@ -82,3 +86,13 @@ def usage(before: Snapshot, after: Snapshot) -> dict[str, float]:
     shares["other"] = max(0.0, busy - sum(shares.values()))
     shares["busy"] = busy
     return {k: round(v, 1) for k, v in shares.items()}
+
+
+def seconds(before: Snapshot, after: Snapshot) -> dict[str, float]:
+    """CPU seconds used per group between two snapshots (for costs per message)."""
+    used: dict[str, float] = {}
+    for pid, (group, spent) in after.procs.items():
+        start = before.procs.get(pid, (group, 0.0))[1]
+        used[group] = used.get(group, 0.0) + max(0.0, spent - start)
+    used["busy"] = after.busy - before.busy
+    return used

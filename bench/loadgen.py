@@ -241,6 +241,10 @@ def run(url: str, rows: list[tuple[str, bytes]], rate: float, duration: float, t
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     results = generator.results
     span = max(results.last_done, start + count / rate) - start
+    # Request i was due at start + i / rate; the same instant on CLOCK_MONOTONIC (which
+    # perf_counter reads on Linux: the subscriber's clock) and on the wall clock (the
+    # database's timestamps).
+    now_perf, now_mono, now_wall = time.perf_counter(), time.monotonic(), time.time()
     latencies = sorted(results.latencies)
     return {
         "offered_rate": rate,
@@ -262,6 +266,8 @@ def run(url: str, rows: list[tuple[str, bytes]], rate: float, duration: float, t
             cpu_after.ru_utime + cpu_after.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime, 2
         ),
         "accepted_indexes": sorted(results.accepted),
+        "start_monotonic": start - now_perf + now_mono,
+        "start_wall": start - now_perf + now_wall,
     }
 
 

@@ -14,6 +14,11 @@ from pathlib import Path
 MARKER = "<!-- bench/run.sh appends one section per run below this line -->"
 P99_TARGET_MS = 25.0
 RATIO_TARGET = 0.5
+E2E_P99_TARGET_MS = 100.0
+E2E_TARGET_RATE = 100.0
+SUSTAINED_TARGET = 200.0
+# CPU groups of bench/run.sh's processing processes (compose.yaml's workers, listener, beat).
+PROCESSING = ("worker-webhooks", "worker", "worker-bots", "listener", "beat")
 
 
 def machine() -> dict[str, str]:
@@ -34,6 +39,7 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "postgres": pg or "?",
         "commit": commit + (" (with uncommitted changes)" if dirty.stdout.strip() else ""),
+        "load": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
 
@@ -55,18 +61,103 @@ def contended(phase: dict) -> str:
     return f"**{other:.0f}%**" if other > 10 else f"{other:.0f}%"
 
 
-def table(run: dict) -> list[str]:
+def cpu_cells(p: dict) -> str:
+    c = p["cpu"]
+    shares = [c.get("gunicorn", 0.0), c.get("postgres", 0.0), sum(c.get(k, 0.0) for k in PROCESSING)]
+    shares.append(c.get("loadgen", 0.0) + c.get("subscriber", 0.0))
+    return " / ".join(fmt(v, 0) for v in shares) + f" / {contended(p)}"
+
+
+CPU_HEADER = "CPU % gunicorn / postgres / processing / bench tools / other"
+
+
+def ms(value: float | None, tail: float | None = None) -> str:
+    """A latency in ms; None means the rank fell among messages whose event never arrived."""
+    if value is None:
+        return f"> {tail:g} s" if tail else "–"
+    return fmt(value)
+
+
+def e2e_table(run: dict) -> list[str]:
     lines = [
-        "| Phase | Offered | Accepted msg/s | p50 ms | p95 ms | p99 ms | max ms | non-200 / errors "
-        "| CPU % gunicorn / postgres / celery / loadgen / other | Celery backlog after |",
+        "| Offered | Acked | ack p50 / p99 ms | processed p50 / p99 ms | event p50 ms | p95 ms | p99 ms | max ms "
+        f"| events / acked | {CPU_HEADER} | backlog after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in run["phases"]:
+        if p["kind"] != "e2e":
+            continue
+        tail = p["tail_s"] + p["duration_s"]
+        lines.append(
+            f"| {p['offered_rate']:g}/s for {p['duration_s']:g} s | {p['accepted']:,} / {p['sent']:,} "
+            f"| {fmt(p['p50_ms'])} / {fmt(p['p99_ms'])} "
+            f"| {ms(p['processed_p50_ms'], tail)} / {ms(p['processed_p99_ms'], tail)} "
+            f"| {ms(p['e2e_p50_ms'], tail)} | {ms(p['e2e_p95_ms'], tail)} | **{ms(p['e2e_p99_ms'], tail)}** "
+            f"| {ms(p['e2e_max_ms'], tail)} | {p['published']:,} / {p['accepted']:,} | {cpu_cells(p)} "
+            f"| {p['celery_backlog_after']:,} |"
+        )
+    return lines
+
+
+def sustain_table(run: dict) -> list[str]:
+    lines = [
+        "| Offered | Acked/s | ack p99 ms | processed/s | events/s | backlog start → end (last 5 s mean), max "
+        f"| slope /s | event p99 ms | {CPU_HEADER} | holds |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in run["phases"]:
-        if not p.get("record", True):
+        if p["kind"] != "sustain":
             continue
-        c = p["cpu"]
-        cpu = " / ".join(fmt(c.get(k, 0.0), 0) for k in ("gunicorn", "postgres", "celery", "loadgen"))
-        cpu += f" / {contended(p)}"
+        backlog = [b for _t, b, _f in p["backlog"]]
+        failed = max((f for _t, _b, f in p["backlog"]), default=0)
+        missed = [k for k, ok in p["checks"].items() if not ok]
+        holds = "**yes**" if p["sustained"] else "no: " + ", ".join(missed).replace("_", " ")
+        lines.append(
+            f"| {p['offered_rate']:g}/s for {p['duration_s']:g} s | {fmt(p['accepted_per_s'])} | {fmt(p['p99_ms'])} "
+            f"| {fmt(p['processed_per_s'])} | {fmt(p['published_per_s'])} "
+            f"| {backlog[0] if backlog else 0:,} → {fmt(p['backlog_end_mean'], 0)}, {max(backlog, default=0):,}"
+            + (f" ({failed} failed)" if failed else "")
+            + f" | {p['backlog_slope_per_s']:+.1f} | {ms(p['e2e_p99_ms'], p['tail_s'] + p['duration_s'])} "
+            f"| {cpu_cells(p)} | {holds} |"
+        )
+    return lines
+
+
+def costs(step: dict) -> list[str]:
+    """CPU and statements per processed message over one sustained step."""
+    processed = step["processed_in_window"]
+    if not processed:
+        return []
+    used = step["cpu_seconds"]
+    accepted = step["accepted"] or 1
+    per = {k: used.get(k, 0.0) / processed * 1000 for k in ("postgres", "redis", *PROCESSING)}
+    processing = sum(per[k] for k in PROCESSING)
+    queries = step["queries"]
+    processing_queries = sum(n for role, n in queries.items() if role != "web")
+    parts = ", ".join(f"{k} {per[k]:.2f}" for k in PROCESSING if used.get(k))
+    by_role = ", ".join(f"{role} {n / processed:.2f}" for role, n in sorted(queries.items()) if role != "web" and n)
+    return [
+        f"- cost per processed message at {step['offered_rate']:g} msg/s ({processed:,} processed in the step): "
+        f"**{processing:.1f} ms of CPU** in processing ({parts}), plus {per['postgres']:.2f} ms of PostgreSQL "
+        f"and {per['redis']:.2f} ms of Redis for both sides; acknowledging cost "
+        f"{used.get('gunicorn', 0.0) / accepted * 1000:.2f} ms of gunicorn CPU per request",
+        f"- SQL statements per processed message (sent through Django, bench/querycount.py): "
+        f"**{processing_queries / processed:.1f}** ({by_role}); "
+        f"web {queries.get('web', 0) / accepted:.2f} per request besides its libpq INSERT; "
+        f"PostgreSQL commits, all processes: {step['commits'] / processed:.1f} per message",
+    ]
+
+
+def table(run: dict) -> list[str]:
+    lines = [
+        "| Phase | Offered | Accepted msg/s | p50 ms | p95 ms | p99 ms | max ms | non-200 / errors "
+        f"| {CPU_HEADER} | backlog after |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in run["phases"]:
+        if not p.get("record", True) or p["kind"] in ("e2e", "sustain"):
+            continue
+        cpu = cpu_cells(p)
         if p["kind"] == "fixed":
             name = f"webhook @ {p['offered_rate']:g}/s"
             offered = f"{p['offered_rate']:g}/s open loop"
@@ -89,6 +180,31 @@ def verdict(run: dict) -> tuple[list[str], dict]:
     r300 = phases.get("r300")
     out: dict = {}
     lines = []
+    e2e = phases.get(f"e2e{E2E_TARGET_RATE:g}")
+    if e2e:
+        ok = e2e["e2e_p99_ms"] is not None and e2e["e2e_p99_ms"] <= E2E_P99_TARGET_MS
+        out["e2e_p99_ok"] = ok
+        lines.append(
+            f"- webhook to live event, p99 at {E2E_TARGET_RATE:g} msg/s: "
+            f"**{ms(e2e['e2e_p99_ms'], e2e['tail_s'] + e2e['duration_s'])} ms** "
+            f"(target <= {E2E_P99_TARGET_MS:g} ms): {'met' if ok else 'MISSED'}"
+        )
+    steps = [p for p in run["phases"] if p["kind"] == "sustain"]
+    if steps:
+        held = [p for p in steps if p["sustained"]]
+        best = max((p["offered_rate"] for p in held), default=None)
+        ok = best is not None and best >= SUSTAINED_TARGET
+        out["sustained"], out["sustained_ok"] = best, ok
+        first_miss = next((p for p in steps if not p["sustained"]), None)
+        text = f"**{best:g} msg/s**" if best is not None else f"**below {steps[0]['offered_rate']:g} msg/s**"
+        if first_miss is None:
+            text += " (the highest step tried)"
+        else:
+            text += f"; {first_miss['offered_rate']:g} msg/s did not hold"
+        lines.append(
+            f"- sustained end to end: {text} (target >= {SUSTAINED_TARGET:g} msg/s): {'met' if ok else 'MISSED'}"
+        )
+        lines += costs(max(held, key=lambda p: p["offered_rate"]) if held else steps[0])
     if r300:
         out["p99_300"] = r300["p99_ms"]
         ok = r300["p99_ms"] is not None and r300["p99_ms"] <= P99_TARGET_MS and r300["accepted"] == r300["sent"]
@@ -136,12 +252,19 @@ def section(runs: list[dict], info: dict[str, str], server_line: str) -> str:
         f"### Run {info['date']}",
         "",
         f"Machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory']} RAM, Linux {info['kernel']}, "
-        f"Python {info['python']}, PostgreSQL {info['postgres']}, commit {info['commit']}.",
+        f"Python {info['python']}, PostgreSQL {info['postgres']}, commit {info['commit']}; "
+        f"load average at the end {info['load']} (1 / 5 / 15 min; the machine is shared).",
         f"Server: {server_line}; PostgreSQL synchronous_commit on; Redis broker.",
         "",
     ]
     for run in runs:
-        lines += [f"#### {run['title']}", "", *table(run), ""]
+        lines += [f"#### {run['title']}", ""]
+        if any(p["kind"] == "e2e" for p in run["phases"]):
+            lines += ["Webhook to live event (open loop; from each request's due time):", "", *e2e_table(run), ""]
+        if any(p["kind"] == "sustain" for p in run["phases"]):
+            lines += ["Sustained steps (stepped up until one does not hold):", "", *sustain_table(run), ""]
+            lines += ["Intake (acknowledgements):", ""]
+        lines += [*table(run), ""]
         lines += verdict(run)[0] + [""]
     lines.append(
         '"other" is CPU used by processes outside the bench (the machine is shared); '

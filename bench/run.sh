@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Webhook benchmark (make bench). Starts the app in production mode on 127.0.0.1 only --
-# PostgreSQL database atende_bench (dropped and migrated fresh), Redis db 15, gunicorn with
-# config/gunicorn.conf.py serving config.wsgi, one Celery worker -- then drives signed
-# webhooks at it and writes the figures to docs/benchmarks.md. Takes about 9 minutes.
+# Webhook benchmark (make bench). Starts the app in production mode on 127.0.0.1 only, as
+# compose.yaml runs it -- PostgreSQL database atende_bench (dropped and migrated fresh), Redis
+# db 14, gunicorn with config/gunicorn.conf.py serving config.wsgi, the Celery worker, beat
+# and the webhook listener (when the code has one), each in its own process group -- then
+# drives signed webhooks at it, follows them to a channel-layer subscriber, and writes the
+# figures to docs/benchmarks.md. Takes about 15-20 minutes.
 #
 # Knobs (environment): BENCH_PORT (8100), BENCH_DB (atende_bench), BENCH_PG_URL
-# (postgres://postgres@127.0.0.1:5432), BENCH_REDIS_URL (redis://127.0.0.1:6379/15),
-# BENCH_DURATION (10 s per phase), BENCH_RATES (100,300,1000), BENCH_CONNECTIONS (16),
-# BENCH_SAT_ROUNDS (3 alternating empty-view/webhook saturation pairs),
-# BENCH_WORKER_OFF_RUN (1: repeat with the Celery worker stopped), plus the GUNICORN_* and
-# WEB_CONCURRENCY knobs of config/gunicorn.conf.py.
+# (postgres://postgres@127.0.0.1:5432), BENCH_REDIS_URL (redis://127.0.0.1:6379/14; CI's
+# tests use db 15), BENCH_E2E_RATES (50,100,200 msg/s, webhook to live event),
+# BENCH_E2E_DURATION (30 s each), BENCH_SUSTAIN_RATES (100,150,200,250,300 msg/s, stepped up
+# until one does not hold), BENCH_SUSTAIN_DURATION (60 s each), BENCH_DURATION (10 s per
+# intake phase), BENCH_RATES (100,300,1000), BENCH_CONNECTIONS (16), BENCH_SAT_ROUNDS (3
+# alternating empty-view/webhook saturation pairs), BENCH_WORKER_OFF_RUN (1: repeat the
+# intake phases with processing stopped), plus the GUNICORN_* and WEB_CONCURRENCY knobs of
+# config/gunicorn.conf.py, and BENCH_DOC (docs/benchmarks.md: where the results go).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -18,7 +23,11 @@ PY=${PYTHON:-$ROOT/.venv/bin/python}
 PORT=${BENCH_PORT:-8100}
 DB=${BENCH_DB:-atende_bench}
 PG_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
-REDIS=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/15}
+REDIS=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/14}
+E2E_RATES=${BENCH_E2E_RATES:-50,100,200}
+E2E_DURATION=${BENCH_E2E_DURATION:-30}
+SUSTAIN_RATES=${BENCH_SUSTAIN_RATES:-100,150,200,250,300}
+SUSTAIN_DURATION=${BENCH_SUSTAIN_DURATION:-60}
 DURATION=${BENCH_DURATION:-10}
 RATES=${BENCH_RATES:-100,300,1000}
 CONNECTIONS=${BENCH_CONNECTIONS:-16}
@@ -65,6 +74,8 @@ random_hex() { "$PY" -c "import secrets; print(secrets.token_hex($1))"; }
 export DATABASE_URL="$PG_URL/$DB"
 export REDIS_URL="$REDIS"
 export SECRET_KEY="bench-$(random_hex 24)"
+# Plain HTTP on localhost, no TLS proxy in front: production's HTTPS redirect would answer 301.
+export SECURE_SSL_REDIRECT=false
 export DJANGO_SETTINGS_MODULE=bench.settings
 export WHATSAPP_PHONE_NUMBER_ID=109999999999999
 export WHATSAPP_DISPLAY_NUMBER=15550000000
@@ -75,6 +86,9 @@ export WHATSAPP_VERIFY_TOKEN="bench-verify-$(random_hex 8)"
 # Replies and media downloads the worker may attempt go nowhere: port 9 on this machine.
 export WHATSAPP_GRAPH_URL=http://127.0.0.1:9/v23.0
 export GUNICORN_BIND="127.0.0.1:$PORT"
+# The bench speaks plain HTTP to gunicorn, as the TLS proxy in front of it does in production;
+# redirecting to HTTPS is that proxy's job here (.env.example: SECURE_SSL_REDIRECT).
+export SECURE_SSL_REDIRECT=false
 # No worker recycling while measuring: a restart mid-phase costs a fork and hides the CPU the
 # old worker used (its /proc entry is gone), which skewed the empty-view phase of early runs.
 export GUNICORN_MAX_REQUESTS="${GUNICORN_MAX_REQUESTS:-0}"
@@ -93,31 +107,42 @@ start() {  # start NAME CMD...: run in its own process group, log to $WORK/NAME.
     PIDS+=("$!")
     eval "${name^^}_PID=$!"
 }
-start_worker() {
-    # -B: beat in the same process group, for the dispatcher that hands stored events to the
-    # worker every WEBHOOK_DISPATCH_SECONDS (its CPU counts as Celery's).
-    # Niced as in compose.yaml: processing is throughput work that can wait a moment, the
-    # acknowledgements are what Meta times.
-    start celery nice -n "${CELERY_NICE:-10}" "$PY" -m celery -A config worker -B --hostname "atende-bench@%h" --loglevel INFO
+# The processes compose.yaml runs (besides ws, which serves only websockets), with the same
+# command lines: keep in step with it.
+start_processing() {
+    # Webhook processing niced as in compose.yaml: it can wait a moment, the acknowledgements
+    # that share the CPUs cannot.
+    start webhooks nice -n "${CELERY_NICE:-10}" "$PY" -m celery -A config worker -Q webhooks,dispatch \
+        --hostname "webhooks@%h" --loglevel INFO
+    start worker "$PY" -m celery -A config worker -Q sending,media,celery --hostname "worker@%h" --loglevel INFO
+    start bots "$PY" -m celery -A config worker -Q bots --hostname "bots@%h" --loglevel INFO
+    start listener "$PY" manage.py listen_webhooks
+    start beat "$PY" -m celery -A config beat --loglevel INFO \
+        --scheduler django_celery_beat.schedulers:DatabaseScheduler --pidfile=
+    PROCESSING_PIDS=("$WEBHOOKS_PID" "$WORKER_PID" "$BOTS_PID" "$LISTENER_PID" "$BEAT_PID")
+    PROCESSING_GROUPS=(
+        --group "worker-webhooks=$WEBHOOKS_PID" --group "worker=$WORKER_PID" --group "worker-bots=$BOTS_PID"
+        --group "listener=$LISTENER_PID" --group "beat=$BEAT_PID"
+    )
 }
 start gunicorn "$PY" -m gunicorn -c config/gunicorn.conf.py config.wsgi:application
-start_worker
+start_processing
 for _ in $(seq 100); do
     curl -fsS -o /dev/null "http://127.0.0.1:$PORT/health/" 2>/dev/null && break
     sleep 0.2
 done
 curl -fsS "http://127.0.0.1:$PORT/health/" >/dev/null || { cat "$WORK/gunicorn.log"; exit 1; }
 for _ in $(seq 100); do
-    grep -q "ready" "$WORK/celery.log" && break
+    grep -q "ready" "$WORK/webhooks.log" && break
     sleep 0.2
 done
 
-phases() {  # phases LABEL TITLE CELERY_PID [extra args]
-    local label=$1 title=$2 celery_pid=$3; shift 3
+phases() {  # phases LABEL TITLE [extra args]
+    local label=$1 title=$2; shift 2
     "$PY" -m bench.phases --base "http://127.0.0.1:$PORT" --workdir "$WORK" --label "$label" \
         --title "$title" --secret "$WHATSAPP_APP_SECRET" --phone-number-id "$WHATSAPP_PHONE_NUMBER_ID" \
         --display-number "$WHATSAPP_DISPLAY_NUMBER" --waba-id "$WHATSAPP_WABA_ID" \
-        --gunicorn-pid "$GUNICORN_PID" --celery-pid "$celery_pid" \
+        --group "gunicorn=$GUNICORN_PID" \
         --duration "$DURATION" --sat-duration "$DURATION" --connections "$CONNECTIONS" \
         --sat-rounds "$SAT_ROUNDS" \
         --out "$WORK/$label.json" "$@"
@@ -125,16 +150,20 @@ phases() {  # phases LABEL TITLE CELERY_PID [extra args]
 }
 RESULTS=()
 
-log "run 1: Celery worker on"
-phases on "Celery worker and beat on (1 worker, prefork, concurrency = nproc)" "$CELERY_PID" --rates "$RATES"
+log "run 1: processing on"
+phases on "Processing on, as compose.yaml runs it (three workers, the webhook one niced; listener; beat)" "${PROCESSING_GROUPS[@]}" \
+    --rates "$RATES" --e2e-rates "$E2E_RATES" --e2e-duration "$E2E_DURATION" \
+    --sustain-rates "$SUSTAIN_RATES" --sustain-duration "$SUSTAIN_DURATION"
 
 if [ "$WORKER_OFF_RUN" = 1 ]; then
-    log "run 2: Celery worker and beat off (events wait in the database)"
-    kill -TERM -- "-$CELERY_PID"
-    for _ in $(seq 100); do kill -0 "$CELERY_PID" 2>/dev/null || break; sleep 0.2; done
-    redis-cli -u "$REDIS" del celery >/dev/null
-    phases off "Celery worker and beat off" 0 --rates "300,1000"
+    log "run 2: processing off (events wait in the database)"
+    for pid in "${PROCESSING_PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+    for pid in "${PROCESSING_PIDS[@]}"; do
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    done
+    redis-cli -u "$REDIS" del celery webhooks dispatch >/dev/null
+    phases off "Processing off (workers, listener and beat stopped)" --rates "300,1000" --warmup 3
 fi
 
 log "results"
-"$PY" -m bench.report "${RESULTS[@]}"
+"$PY" -m bench.report --doc "${BENCH_DOC:-docs/benchmarks.md}" "${RESULTS[@]}"
