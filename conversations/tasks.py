@@ -20,10 +20,10 @@ def process_webhook_event(event_id: int) -> None:
     processing.process_event(event_id)
 
 
-# Not acks_late: a wake-up carries nothing, so losing one costs nothing (the next sweep or
-# notification sends another), while an unacked one would come back after the visibility
-# timeout as a useless duplicate. What must not be lost lives in the database rows.
-@shared_task(ignore_result=True)
+# Not acks_late (the default in settings): a wake-up carries nothing, so losing one costs
+# nothing (the next sweep or notification sends another), while an unacked one would come back
+# after the visibility timeout as a useless duplicate. What must not be lost is in the rows.
+@shared_task(acks_late=False, ignore_result=True)
 def process_webhooks() -> int:
     """Wake-up: claim and apply due events until none is left or WEBHOOK_LOOP_SECONDS pass,
     then queue the next wake-up if more may be due (other tasks of this queue get a turn)."""
@@ -33,7 +33,7 @@ def process_webhooks() -> int:
     return applied
 
 
-@shared_task(ignore_result=True)
+@shared_task(acks_late=False, ignore_result=True)
 def dispatch_webhook_events() -> int:
     """Beat's per-second safety net behind the listener: wake the workers when events are due
     (notifications lost while the listener was down, retries that came due). Queues at most

@@ -496,8 +496,9 @@ def test_it_processes_a_stored_event_within_milliseconds_through_the_listener(in
     event_id = stored(text_payload("wamid.FAST"))
     took = wait_until(lambda: WebhookEvent.objects.get(pk=event_id).state == "done", timeout=3)
 
-    # then: well before beat's next tick would have come
-    assert took < 0.5
+    # then: no beat runs here, and it took less than beat's one-second tick (applying the
+    # event included, on a machine shared with the rest of the suite)
+    assert took < 0.8
 
     # when: the database drops every connection but this test's (as in a restart), and an
     # event arrives meanwhile
