@@ -369,19 +369,22 @@ def real_broker() -> Iterator[redis.Redis]:
 @pytest.mark.django_db
 @pytest.mark.redis
 def test_it_keeps_a_few_wakeups_in_the_broker_however_long_the_backlog(inbox, settings) -> None:
-    # given: 60 stored events and no worker running
-    for i in range(60):
+    # given: 120 stored events and no worker running
+    for i in range(120):
         stored(text_payload(f"wamid.BACKLOG{i}", wa_id=f"55119{i:08d}"))
 
     with real_broker() as client:
-        # when: beat's sweep runs 30 times
-        queued = [tasks.dispatch_webhook_events() for _ in range(30)]
+        # when: beat's sweep runs 20 times, then 20 more after any hand-out deadline passed
+        # (the old dispatcher handed "queued" events out again after 10 minutes)
+        queued = [tasks.dispatch_webhook_events() for _ in range(20)]
+        WebhookEvent.objects.update(next_attempt=timezone.now() - timedelta(seconds=1))
+        queued += [tasks.dispatch_webhook_events() for _ in range(20)]
 
-        # then: the broker holds WEBHOOK_WAKEUPS wake-ups, not one per event or per sweep
-        assert queued == [settings.WEBHOOK_WAKEUPS] + [0] * 29
+        # then: the broker holds WEBHOOK_WAKEUPS wake-ups, not one per event, chunk or sweep
+        assert queued == [settings.WEBHOOK_WAKEUPS] + [0] * 39
         assert client.llen(dispatch.WEBHOOKS_QUEUE) == settings.WEBHOOK_WAKEUPS
         assert dispatch.queued_wakeups() == settings.WEBHOOK_WAKEUPS
-    assert WebhookEvent.objects.filter(state="pending").count() == 60
+    assert WebhookEvent.objects.filter(state="pending").count() == 120
 
 
 @pytest.mark.django_db
@@ -620,3 +623,18 @@ def test_it_wakes_the_workers_without_a_task_per_message_in_a_burst(inbox, setti
         assert client.llen(dispatch.WEBHOOKS_QUEUE) == settings.WEBHOOK_WAKEUPS
         listener.join(10)
     assert WebhookEvent.objects.filter(state="pending").count() == 50
+
+
+@pytest.mark.django_db
+def test_it_hands_over_after_its_time_budget(inbox, settings) -> None:
+    # given: three due events, one per batch, and no time budget left after the first batch
+    settings.WEBHOOK_BATCH_SIZE = 1
+    for i in range(3):
+        stored(text_payload(f"wamid.BUDGET{i}", wa_id=f"55119{i:08d}"))
+
+    # when
+    applied, more = processing.process_due(budget=0)
+
+    # then: one batch, and the caller is told to queue the next wake-up
+    assert (applied, more) == (1, True)
+    assert WebhookEvent.objects.filter(state="pending").count() == 2
