@@ -128,7 +128,11 @@ def _forget_claims(batch: list[WebhookEvent]) -> None:
 
 def _give_up_on_crashing(event: WebhookEvent, claims: int) -> None:
     logger.error("webhook event %s: %s claims without an outcome, not applied again", event.pk, claims)
-    report = Report(errors=[f"worker stopped while applying this event ({claims} times); replay it by hand"])
+    with translation.override(settings.LANGUAGE_CODE):
+        error = gettext("a worker stopped while applying this event (%(claims)s times): replay it by hand") % {
+            "claims": claims
+        }
+    report = Report(errors=[error])
     event.attempts = max(event.attempts, settings.WEBHOOK_MAX_ATTEMPTS - 1)
     record(event, report)
 

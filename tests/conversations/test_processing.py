@@ -207,7 +207,7 @@ def test_it_applies_a_crash_suspect_alone_and_gives_up_on_one_that_keeps_killing
     # then: the killer is given up without being applied, the bystander applied alone
     killed = WebhookEvent.objects.get(pk=killer)
     assert (killed.state, killed.attempts) == ("failed", django_settings.WEBHOOK_MAX_ATTEMPTS)
-    assert killed.last_error == "worker stopped while applying this event (3 times); replay it by hand"
+    assert killed.last_error == "a worker stopped while applying this event (3 times): replay it by hand"
     assert Alert.objects.get(kind=Alert.Kind.WEBHOOK).title.startswith(f"Webhook event #{killer} failed")
     assert list(Message.objects.values_list("wamid", flat=True)) == ["wamid.BYSTANDER"]
     assert WebhookEvent.objects.get(pk=fresh).state == "pending"
