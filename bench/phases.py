@@ -487,7 +487,7 @@ def main() -> None:
     parser.add_argument("--e2e-duration", type=float, default=30.0)
     parser.add_argument("--sustain-rates", default="", help="sustained steps, msg/s, ascending (empty: none)")
     parser.add_argument("--sustain-duration", type=float, default=60.0)
-    parser.add_argument("--drain-limit", type=float, default=120.0, help="max seconds to wait for an empty backlog")
+    parser.add_argument("--drain-limit", type=float, default=90.0, help="max seconds to wait for an empty backlog")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds at 100 msg/s (10 s: all 997 customers)")
     parser.add_argument("--rates", default="100,300,1000")
     parser.add_argument("--duration", type=float, default=15.0)

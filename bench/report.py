@@ -81,7 +81,7 @@ def ms(value: float | None, tail: float | None = None) -> str:
 def e2e_table(run: dict) -> list[str]:
     lines = [
         "| Offered | Acked | ack p50 / p99 ms | processed p50 / p99 ms | event p50 ms | p95 ms | p99 ms | max ms "
-        f"| events / acked | {CPU_HEADER} | backlog after |",
+        f"| events / acked | {CPU_HEADER} | backlog before → after |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in run["phases"]:
@@ -94,7 +94,7 @@ def e2e_table(run: dict) -> list[str]:
             f"| {ms(p['processed_p50_ms'], tail)} / {ms(p['processed_p99_ms'], tail)} "
             f"| {ms(p['e2e_p50_ms'], tail)} | {ms(p['e2e_p95_ms'], tail)} | **{ms(p['e2e_p99_ms'], tail)}** "
             f"| {ms(p['e2e_max_ms'], tail)} | {p['published']:,} / {p['accepted']:,} | {cpu_cells(p)} "
-            f"| {p['celery_backlog_after']:,} |"
+            f"| {p['backlog_before']:,} → {p['celery_backlog_after']:,} |"
         )
     return lines
 
