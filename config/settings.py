@@ -110,8 +110,10 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "rest_framework",
+    "rest_framework.authtoken",
     "drf_spectacular",
     "django_otp",
+    "django_otp.plugins.otp_static",
     "django_otp.plugins.otp_totp",
     "axes",
     "django_celery_beat",
@@ -120,7 +122,12 @@ INSTALLED_APPS = [
     "bots",
     "lgpd",
     "analytics",
+    "console",
+    "demo",
 ]
+# The Graph API stand-in and the customer's phone (/demo/phone/) answer only in the embedded
+# mode (the app is installed everywhere so its templates exist; its views 404 unless enabled).
+DEMO_ENABLED = not PRODUCTION and env_bool("DEMO_ENABLED", True)
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -45,6 +45,8 @@ class Inbox(models.Model):
     # Set when Meta says the account or token cannot send (190, 368, 131031...); sends are
     # refused until an admin clears it, so we do not hammer a blocked account.
     sending_paused_reason = models.TextField(_("sending paused because"), blank=True)
+    # Opening a conversation in the console tells the customer we read their messages.
+    read_receipts = models.BooleanField(_("send read receipts"), default=True)
     created = models.DateTimeField(_("created"), auto_now_add=True)
     updated = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -151,6 +153,8 @@ class Customer(models.Model):
     username = models.CharField(_("username"), max_length=128, blank=True, default="")
     name = models.CharField(_("profile name"), max_length=256, blank=True, default="")
     phone = models.CharField(_("phone (E.164)"), max_length=32, blank=True, default="")
+    # What the business's people know about this customer (never shown to the customer).
+    notes = models.TextField(_("notes"), blank=True, default="")
     created = models.DateTimeField(_("created"), auto_now_add=True)
     updated = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -202,7 +206,6 @@ class ConversationQuerySet(models.QuerySet["Conversation"]):
         return self.filter(inbox_id__in=inbox_ids)
 
 
-
 class Conversation(models.Model):
     class Status(models.TextChoices):
         BOT = "bot", _("With the bot")
@@ -230,6 +233,9 @@ class Conversation(models.Model):
     ctwa_clid = models.CharField(_("click ID (ctwa_clid)"), max_length=512, blank=True, default="")
     referral_source = models.CharField(_("referral source"), max_length=1024, blank=True, default="")
     referral_headline = models.CharField(_("referral headline"), max_length=1024, blank=True, default="")
+    labels = models.ManyToManyField("Label", blank=True, related_name="conversations", verbose_name=_("labels"))
+    # The attendant's note when closing (also kept on the ownership audit row).
+    resolution = models.TextField(_("resolution"), blank=True, default="")
     created = models.DateTimeField(_("created"), auto_now_add=True)
     updated = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -251,6 +257,8 @@ class Conversation(models.Model):
         indexes = [
             # Queue and console lists: conversations of an inbox in a status, newest activity first.
             models.Index(fields=["inbox", "status", "-last_message"], name="conv_conversation_inbox_idx"),
+            # A supervisor's "all" list: every status of their inboxes, newest activity first.
+            models.Index(fields=["inbox", "-last_message"], name="conv_conversation_recent_idx"),
             models.Index(fields=["assignee", "status"], name="conv_conversation_assign_idx"),
         ]
 
@@ -269,6 +277,8 @@ class Message(models.Model):
     class Direction(models.TextChoices):
         IN = "in", _("Inbound")
         OUT = "out", _("Outbound")
+        # Never sent: internal notes between attendants and system events ("taken over by Ana").
+        INTERNAL = "internal", _("Internal")
 
     class SenderKind(models.TextChoices):
         CUSTOMER = "customer", _("Customer")
@@ -302,7 +312,7 @@ class Message(models.Model):
 
     uuid = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
-    direction = models.CharField(_("direction"), max_length=3, choices=Direction.choices)
+    direction = models.CharField(_("direction"), max_length=8, choices=Direction.choices)
     sender_kind = models.CharField(_("sender"), max_length=16, choices=SenderKind.choices)
     sender = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -495,7 +505,95 @@ class WebhookEvent(models.Model):
             ),
             models.Index(fields=["body_sha256"], name="conv_event_sha_idx"),
             models.Index(fields=["-received"], name="conv_event_received_idx"),
+            # Retention: bodies still to purge, oldest first (already purged rows drop out).
+            models.Index(
+                fields=["received"],
+                condition=Q(body_purged__isnull=True, state__in=["done", "rejected"]),
+                name="conv_event_purge_idx",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.received:%Y-%m-%d %H:%M:%S} {self.get_state_display()}"
+
+
+class Label(models.Model):
+    """A tag people put on conversations (and filter by); per inbox, or for every inbox."""
+
+    inbox = models.ForeignKey(
+        Inbox, on_delete=models.CASCADE, null=True, blank=True, related_name="labels", verbose_name=_("inbox")
+    )
+    name = models.CharField(_("name"), max_length=50)
+    color = models.CharField(_("colour"), max_length=7, default="#6b7280", help_text=_("A CSS colour like #1f7a4d."))
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("label")
+        verbose_name_plural = _("labels")
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["inbox", "name"], name="conversations_label_inbox_name_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CannedResponse(models.Model):
+    """A ready answer an attendant inserts by typing ``/shortcut`` in the composer."""
+
+    inbox = models.ForeignKey(
+        Inbox, on_delete=models.CASCADE, null=True, blank=True, related_name="canned_responses", verbose_name=_("inbox")
+    )
+    shortcut = models.SlugField(_("shortcut"), max_length=40)
+    title = models.CharField(_("title"), max_length=100)
+    text = models.TextField(_("text"))
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+    updated = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("canned response")
+        verbose_name_plural = _("canned responses")
+        ordering = ["shortcut", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["inbox", "shortcut"], name="conversations_canned_inbox_shortcut_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut}"
+
+
+class MessageTemplate(models.Model):
+    """An approved WhatsApp message template of an inbox's business account, synced from Meta."""
+
+    class Status(models.TextChoices):
+        APPROVED = "APPROVED", _("Approved")
+        PENDING = "PENDING", _("Pending review")
+        REJECTED = "REJECTED", _("Rejected")
+        PAUSED = "PAUSED", _("Paused")
+        DISABLED = "DISABLED", _("Disabled")
+        OTHER = "OTHER", _("Other")
+
+    inbox = models.ForeignKey(Inbox, on_delete=models.CASCADE, related_name="templates", verbose_name=_("inbox"))
+    meta_id = models.CharField(_("Meta template ID"), max_length=64, blank=True, default="")
+    name = models.CharField(_("name"), max_length=512)
+    language = models.CharField(_("language"), max_length=20)
+    category = models.CharField(_("category"), max_length=40, blank=True, default="")
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.OTHER)
+    # The template's components as Meta describes them (header, body with {{1}} placeholders...).
+    components = models.JSONField(_("components"), default=list, blank=True)
+    synced = models.DateTimeField(_("synced"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("message template")
+        verbose_name_plural = _("message templates")
+        ordering = ["name", "language"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["inbox", "name", "language"], name="conversations_template_inbox_name_lang_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language})"
+

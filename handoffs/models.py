@@ -68,3 +68,34 @@ class OwnershipChange(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.conversation_id} {self.get_action_display()}: {self.from_status} → {self.to_status}"
+
+
+class Attendant(models.Model):
+    """A staff user's working state: presence (who can take conversations now) and capacity."""
+
+    class Presence(models.TextChoices):
+        ONLINE = "online", _("Online")
+        AWAY = "away", _("Away")
+        OFFLINE = "offline", _("Offline")
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attendant", verbose_name=_("user")
+    )
+    presence = models.CharField(_("presence"), max_length=8, choices=Presence.choices, default=Presence.OFFLINE)
+    presence_changed = models.DateTimeField(_("presence changed"), null=True, blank=True)
+    # The most open conversations automatic assignment gives this person at once.
+    capacity = models.PositiveSmallIntegerField(_("capacity"), default=5)
+    # Console preferences: a sound and a desktop notification when a conversation is assigned.
+    sound = models.BooleanField(_("play a sound"), default=True)
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+    updated = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("attendant")
+        verbose_name_plural = _("attendants")
+        ordering = ["user__username"]
+        indexes = [models.Index(fields=["presence"], name="handoffs_att_presence_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.get_presence_display()})"
+

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class ConsoleConfig(AppConfig):
+    """The attendants' and supervisors' web console and its API: the surface built on the domain
+    apps (conversations, handoffs, and later bots). It owns no tables of its own."""
+
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "console"
+    verbose_name = _("Console")

@@ -1,0 +1,7 @@
+"""Console: presence (being built for issue 7)."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

@@ -1,0 +1,2 @@
+// Console: lists (static/console/js/lists.js). Loaded by console/base.html; no inline scripts.
+"use strict";
