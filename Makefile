@@ -3,6 +3,9 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 PORT ?= 8000
+# The URL `make run` serves on: printed by seed_demo and shown by the admin (the inbox's
+# webhook URL), so both follow PORT unless SITE_URL is given.
+RUN_SITE_URL = $(or $(SITE_URL),http://127.0.0.1:$(PORT))
 PYTEST_ARGS ?=
 
 .PHONY: run test lint format bench venv messages clean
@@ -18,8 +21,8 @@ venv: $(VENV)/.installed
 run: venv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
-	SITE_URL=$${SITE_URL:-http://127.0.0.1:$(PORT)} $(PY) manage.py seed_demo
-	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+	SITE_URL=$(RUN_SITE_URL) $(PY) manage.py seed_demo
+	SITE_URL=$(RUN_SITE_URL) $(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -114,9 +114,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_otp",
     "django_otp.plugins.otp_static",
-    "django_otp.plugins.otp_totp",
-    "axes",
-    "django_celery_beat",
+    # Portuguese names for the admin sections of these three (config/apps.py).
+    "config.apps.TOTPConfig",
+    "config.apps.AxesConfig",
+    "config.apps.BeatConfig",
     "conversations",
     "handoffs",
     "bots",
@@ -303,6 +304,8 @@ OTP_TOTP_ISSUER = "Atende"
 LANGUAGE_CODE = "pt-br"
 LANGUAGES = [("pt-br", _("Brazilian Portuguese")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Short numeric dates for pt-BR (config/formats/pt_BR/formats.py); other languages keep Django's.
+FORMAT_MODULE_PATH = ["config.formats"]
 TIME_ZONE = env_str("TIME_ZONE", "America/Sao_Paulo")
 USE_I18N = True
 USE_TZ = True

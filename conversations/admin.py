@@ -11,6 +11,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -20,12 +21,14 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from conversations import access, processing, services
+from conversations.labels import message_type_label
 from conversations.models import (
     Alert,
     Conversation,
@@ -46,13 +49,66 @@ SECRET_FIELDS = ("access_token", "app_secret", "verify_token")
 INLINE_MESSAGES = 50
 PREVIEW_CHARS = 60
 
+# Foreign keys (and the unmatched-status fields) declared without a verbose_name read in
+# English in column headers, filters and read-only fields ("CUSTOMER", "Sender"). They get
+# translated labels here because a verbose_name in the model is a migration: Django builds
+# the migration state from the declared argument (Field._verbose_name), so this changes what
+# people read and nothing else. Moving them into models.py with the next migration is better.
+FIELD_LABELS = (
+    (Alert, "inbox", _("inbox")),
+    (Conversation, "inbox", _("inbox")),
+    (Conversation, "customer", _("customer")),
+    (Message, "conversation", _("conversation")),
+    (Message, "sender", _("sent by")),
+    (Message, "uuid", _("UUID")),
+    (Message, "event", _("webhook event")),
+    (OrphanStatus, "wamid", _("WhatsApp message ID")),
+    (OrphanStatus, "status", _("status")),
+    (OrphanStatus, "timestamp", _("WhatsApp time")),
+    (OrphanStatus, "data", _("data")),
+    (OrphanStatus, "event", _("webhook event")),
+    (OrphanStatus, "created", _("created")),
+    (WebhookEvent, "inbox", _("inbox")),
+)
+for _model, _name, _label in FIELD_LABELS:
+    _model._meta.get_field(_name).verbose_name = _label
+
+
+def local_datetime(value: datetime) -> str:
+    """A moment as people read it: in the business time zone and the locale's format."""
+    return formats.localize(timezone.localtime(value) if timezone.is_aware(value) else value)
+
+
+def _localize_dates(value: Any) -> Any:
+    # JSON columns keep moments as ISO strings in UTC ("replaced_at" of an edit); shown raw,
+    # they sit in UTC beside the local times of the rest of the page.
+    if isinstance(value, dict):
+        return {key: _localize_dates(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_localize_dates(item) for item in value]
+    if isinstance(value, datetime):
+        return local_datetime(value)
+    if isinstance(value, str) and 19 <= len(value) <= 35 and value[4:5] == "-" and value[10:11] in ("T", " "):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if timezone.is_aware(parsed):
+            return local_datetime(parsed)
+    return value
+
 
 def pretty_json(value: Any) -> str:
     """Indented JSON in a <pre>, escaped: these fields hold customer text."""
     if value in (None, {}, []):
         return "—"
-    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
-    return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', text)
+    text = json.dumps(_localize_dates(value), indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    return format_html('<pre class="atende-json">{}</pre>', text)
+
+
+def cut(text: str) -> str:
+    """Free text for a list column: one line cut with an ellipsis (static/css/admin.css), whole on hover."""
+    return format_html('<span class="atende-cut" title="{}">{}</span>', text, text)
 
 
 def masked_display(field: str, label: Any) -> Callable[[Any, Any], str]:
@@ -451,18 +507,24 @@ class LatestMessagesFormSet(BaseInlineFormSet):
         return self._latest
 
 
+@admin.display(description=_("type"), ordering="type")
+def message_type_display(model_admin: Any, obj: Message) -> str:
+    return message_type_label(obj.type)
+
+
 class MessageInline(admin.TabularInline):
     model = Message
     formset = LatestMessagesFormSet
-    fields = ("wa_timestamp", "direction", "sender_kind", "type", "preview", "status", "media_status")
+    fields = ("wa_timestamp", "direction", "sender_kind", "type_label", "preview", "status", "media_status")
     readonly_fields = fields
     show_change_link = True
     extra = 0
     verbose_name_plural = _("latest messages")
+    type_label = message_type_display
 
     @admin.display(description=_("text"))
     def preview(self, obj: Message) -> str:
-        return message_preview(obj)
+        return cut(message_preview(obj))
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -474,10 +536,24 @@ class MessageInline(admin.TabularInline):
         return False
 
 
+class MessageTypeFilter(admin.SimpleListFilter):
+    """The types present, under their translated names (WhatsApp's own words otherwise)."""
+
+    title = _("type")
+    parameter_name = "type"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        types = model_admin.get_queryset(request).order_by().values_list("type", flat=True).distinct()
+        return sorted(((value, message_type_label(value)) for value in types), key=lambda item: item[1])
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Message]) -> QuerySet[Message]:
+        return queryset.filter(type=self.value()) if self.value() else queryset
+
+
 def message_preview(obj: Message) -> str:
     text = obj.text or obj.caption or obj.media_filename
     if not text:
-        return f"[{obj.type}]"
+        return f"[{message_type_label(obj.type)}]"
     # Returned as plain text: the admin escapes it when rendering.
     return Truncator(" ".join(text.split())).chars(PREVIEW_CHARS)
 
@@ -546,8 +622,10 @@ class ConversationAdmin(InboxScopedAdmin):
         return superuser_only_delete(request)
 
     @admin.display(description=_("service window closes"))
-    def window_closes(self, obj: Conversation) -> Any:
-        return obj.window_closes_at() or "—"
+    def window_closes(self, obj: Conversation) -> str:
+        # A callable's datetime is rendered with str() on the change page: raw UTC.
+        closes = obj.window_closes_at()
+        return local_datetime(closes) if closes else "—"
 
     @admin.display(description=_("ad referral"))
     def referral_pretty(self, obj: Conversation) -> str:
@@ -576,14 +654,14 @@ class MessageAdmin(RecordAdmin):
         "conversation",
         "direction",
         "sender_kind",
-        "type",
+        "type_label",
         "preview",
         "status",
         "media_status",
         "error_code",
     )
     list_display_links = ("wa_timestamp",)
-    list_filter = ("direction", "type", "status", "media_status", "sender_kind")
+    list_filter = ("direction", MessageTypeFilter, "status", "media_status", "sender_kind")
     list_select_related = ("conversation__customer",)
     search_fields = ("text", "caption", "=wamid")
     date_hierarchy = "wa_timestamp"
@@ -599,7 +677,7 @@ class MessageAdmin(RecordAdmin):
                     "direction",
                     "sender_kind",
                     "sender",
-                    "type",
+                    "type_label",
                     "text",
                     "caption",
                     "wamid",
@@ -680,9 +758,11 @@ class MessageAdmin(RecordAdmin):
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return self._may_act(request)
 
+    type_label = message_type_display
+
     @admin.display(description=_("text"))
     def preview(self, obj: Message) -> str:
-        return message_preview(obj)
+        return cut(message_preview(obj))
 
     @admin.display(description=_("conversation"))
     def conversation_link(self, obj: Message) -> str:
@@ -817,7 +897,7 @@ class WebhookEventAdmin(RecordAdmin):
 
     @admin.display(description=_("notes"))
     def short_notes(self, obj: WebhookEvent) -> str:
-        return Truncator(" · ".join(obj.notes.splitlines())).chars(80)
+        return cut(Truncator(" · ".join(obj.notes.splitlines())).chars(80))
 
     @admin.display(description=_("body"))
     def body_pretty(self, obj: WebhookEvent) -> str:

@@ -10,8 +10,10 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
+
+from conversations.labels import message_type_label
 
 # WhatsApp lets a business send free-form messages only this long after the customer's last one.
 SERVICE_WINDOW = timedelta(hours=24)
@@ -404,7 +406,7 @@ class Message(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_direction_display()} {self.type} {self.wamid or self.uuid}"
+        return f"{self.get_direction_display()} {message_type_label(self.type)} {self.wamid or self.uuid}"
 
     @property
     def is_media(self) -> bool:
@@ -514,7 +516,9 @@ class WebhookEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.received:%Y-%m-%d %H:%M:%S} {self.get_state_display()}"
+        # In the business time zone and the locale's format, like every other date people see.
+        received = formats.date_format(timezone.localtime(self.received), "SHORT_DATETIME_FORMAT")
+        return f"#{self.pk} {received} {self.get_state_display()}"
 
 
 class Label(models.Model):

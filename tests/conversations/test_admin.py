@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -559,3 +559,119 @@ def test_it_shows_no_alert_banner_when_all_are_resolved(admin_client, inbox) -> 
     page = admin_client.get("/admin/").content.decode()
 
     assert 'id="atende-alerts"' not in page
+
+
+# --- What a Brazilian newcomer reads (issue 6, defect 18) --------------------------------------
+
+
+@pytest.mark.django_db
+def test_it_names_every_column_in_portuguese(admin_client, data) -> None:
+    # when: a browser set up in English; the admin is Portuguese all the same
+    conversations = admin_client.get(reverse("admin:conversations_conversation_changelist"), HTTP_ACCEPT_LANGUAGE="en")
+    messages_page = admin_client.get(reverse("admin:conversations_message_changelist"), HTTP_ACCEPT_LANGUAGE="en")
+    events = admin_client.get(reverse("admin:conversations_webhookevent_changelist"), HTTP_ACCEPT_LANGUAGE="en")
+
+    # then
+    headers = [
+        str(header["text"]).lower()
+        for response in (conversations, messages_page, events)
+        for header in response.context["result_headers"]
+    ]
+    assert "cliente" in headers
+    assert "caixa de entrada" in headers
+    assert "conversa" in headers
+    assert not {"customer", "inbox", "conversation", "sender", "type"} & set(headers)
+
+
+@pytest.mark.django_db
+def test_it_labels_the_staff_sender_apart_from_the_sender_kind(admin_client, data, english) -> None:
+    response = admin_client.get(reverse("admin:conversations_message_change", args=[data["message"].pk]))
+
+    html = response.content.decode()
+    assert "<label>Sent by:</label>" in html
+    assert "<label>Sender:</label>" in html  # the kind: customer, bot, attendant...
+    assert html.count("<label>Sender:</label>") == 1
+
+
+@pytest.mark.django_db
+def test_it_shows_message_types_by_their_translated_name(admin_client, inbox) -> None:
+    # given
+    record(inbox, "wamid.TYPE1", "Olá")
+    record(inbox, "wamid.TYPE2", "Confirmar", type="interactive")
+    record(inbox, "wamid.TYPE3", "", type="brand_new_type")
+
+    # when
+    response = admin_client.get(reverse("admin:conversations_message_changelist"))
+
+    # then: known types by name, an unknown one as WhatsApp calls it
+    html = response.content.decode()
+    assert '<td class="field-type_label">Texto</td>' in html
+    assert '<td class="field-type_label">text</td>' not in html
+    assert '<td class="field-type_label">brand_new_type</td>' in html
+    assert "?type=text" in html  # the filter still filters on the stored value
+
+
+@pytest.mark.django_db
+def test_it_shows_message_types_in_english_for_an_english_user(admin_client, inbox, english) -> None:
+    record(inbox, "wamid.TYPE4", "Confirmar", type="interactive")
+
+    response = admin_client.get(reverse("admin:conversations_message_changelist"))
+
+    assert '<td class="field-type_label">Interactive</td>' in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_it_filters_messages_by_type(admin_client, inbox) -> None:
+    record(inbox, "wamid.F-T1", "Olá")
+    record(inbox, "wamid.F-T2", "Confirmar", type="interactive")
+
+    response = admin_client.get(reverse("admin:conversations_message_changelist"), {"type": "interactive"})
+
+    assert [m.wamid for m in response.context["cl"].result_list] == ["wamid.F-T2"]
+
+
+@pytest.mark.django_db
+def test_it_shows_every_date_in_the_business_time_zone(admin_client, inbox, settings) -> None:
+    # given: 08:26:40 UTC is 05:26 in São Paulo
+    settings.TIME_ZONE = "America/Sao_Paulo"
+    moment = datetime(2025, 11, 23, 8, 26, 40, tzinfo=UTC)
+    message = record(inbox, "wamid.TZ1", "Bom dia", timestamp=moment)
+    Message.objects.filter(pk=message.pk).update(
+        edit_history=[{"text": "Bom di", "replaced_at": moment.isoformat(), "by_wamid": "wamid.TZ2"}]
+    )
+    event = store(text_payload("wamid.TZ3", "Oi"))
+    WebhookEvent.objects.filter(pk=event.pk).update(received=moment)
+
+    # when
+    pages = {
+        "conversation": admin_client.get(
+            reverse("admin:conversations_conversation_change", args=[message.conversation_id])
+        ),
+        "message": admin_client.get(reverse("admin:conversations_message_change", args=[message.pk])),
+        "event": admin_client.get(reverse("admin:conversations_webhookevent_change", args=[event.pk])),
+    }
+
+    # then: local time in the locale's format, and no UTC anywhere
+    for name, response in pages.items():
+        html = response.content.decode()
+        assert "+00:00" not in html, name
+        assert "08:26" not in html, name
+    assert "24/11/2025 05:26" in pages["conversation"].content.decode()  # the 24-hour window closes
+    assert "&quot;replaced_at&quot;: &quot;23/11/2025 05:26&quot;" in pages["message"].content.decode()
+    assert f"#{event.pk} 23/11/2025 05:26" in pages["event"].content.decode()
+
+
+@pytest.mark.django_db
+def test_it_keeps_long_values_from_widening_the_lists(admin_client, inbox) -> None:
+    # given
+    record(inbox, "wamid.LONG", "palavra " * 80)
+
+    # when
+    page = admin_client.get(reverse("admin:conversations_message_changelist")).content.decode()
+
+    # then: the preview is cut by the admin's stylesheet, which every admin page loads
+    start = page.index('<td class="field-preview">')
+    cell = page[start : page.index("</td>", start)]
+    assert '<span class="atende-cut" title="' in cell
+    assert "palavra palavra" in cell
+    assert "/static/css/admin.css" in page

@@ -340,5 +340,5 @@ class Command(BaseCommand):
             write(f"Inbox:        {inbox}")
             write(f"Verify token: {inbox.verify_token}")
             write(f"App secret:   {inbox.app_secret}")
-            write("Post a signed sample:")
-            write(f"  .venv/bin/python manage.py sign_webhook docs/samples/mensagem.json --post {webhook_url}")
+            write("Post a signed sample, dated now:")
+            write(f"  .venv/bin/python manage.py sign_webhook --now docs/samples/mensagem.json --post {webhook_url}")

@@ -1,0 +1,36 @@
+"""seed_demo's conversations are recent: they sort first and their 24-hour windows are open."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from conversations.models import Conversation, Message
+
+
+@pytest.mark.django_db
+def test_it_seeds_conversations_dated_just_now(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: the embedded mode's demo inbox
+    settings.PRODUCTION = False
+    settings.WHATSAPP_PHONE_NUMBER_ID = "106540352242922"
+    settings.WHATSAPP_APP_SECRET = "demo-app-secret"
+    settings.WHATSAPP_ACCESS_TOKEN = "demo-access-token"
+    settings.WHATSAPP_VERIFY_TOKEN = "demo-verify-token"
+    monkeypatch.delenv("DEMO_PASSWORD", raising=False)
+
+    # when
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+
+    # then
+    now = timezone.now()
+    times = list(Message.objects.values_list("wa_timestamp", flat=True))
+    assert times
+    assert all(now - timedelta(hours=4) <= moment <= now for moment in times)
+    assert all(conversation.is_window_open() for conversation in Conversation.objects.all())
+    assert "sign_webhook --now docs/samples/mensagem.json" in out.getvalue()
