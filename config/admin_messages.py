@@ -15,7 +15,7 @@ the comment above each one.
 
 from __future__ import annotations
 
-from django.utils.translation import gettext_noop, ngettext_lazy
+from django.utils.translation import gettext_noop, ngettext_lazy, pgettext_lazy
 
 ADMIN_MESSAGES = (
     # --- After saving or deleting (django/contrib/admin/options.py) ---
@@ -112,4 +112,11 @@ THIRD_PARTY_NAMES = (
     gettext_noop("solar events"),  # pt-BR: "eventos solares"
     gettext_noop("periodic task track"),  # pt-BR: "controle de tarefas periódicas"
     gettext_noop("periodic task tracks"),  # pt-BR: "controles de tarefas periódicas"
+)
+
+DJANGO_FIXES = (
+    # Django's pt-BR entry starts with a space (" %(truncated_text)s…"), so every cut text in
+    # the admin (message previews, event notes) starts with one.
+    # pt-BR: "%(truncated_text)s…"
+    pgettext_lazy("String to return when truncating text", "%(truncated_text)s…"),
 )
