@@ -293,16 +293,18 @@ class Bench:
         accepted = set(result["accepted_indexes"])
         deadline = time.monotonic() + tail
         arrivals: dict[int, float] = {}
+        arrivals_wall: dict[int, float] = {}
         index_of: dict[int, int] = {}
         while True:
             events, self.sub_offset = subscriber.read(self.sub_file, self.sub_offset)
             pending = [e for e in events if e[2] not in index_of]
             if pending:
                 index_of.update(self.messages_of(tag))
-            for mono, _wall, message_id in events:
+            for mono, wall, message_id in events:
                 index = index_of.get(message_id)
                 if index is not None and index not in arrivals:
                     arrivals[index] = mono
+                    arrivals_wall[index] = wall
             if accepted <= arrivals.keys() or time.monotonic() >= deadline:
                 break
             time.sleep(0.5)
@@ -311,6 +313,11 @@ class Bench:
         e2e = sorted(arrivals[i] - due[i] for i in accepted if i in arrivals)
         to_processed = sorted(
             stored[i][1] - (start_wall + i / rate) for i in accepted if i in stored and stored[i][1] is not None
+        )
+        # From the worker's stamp (taken before its batch commits) to the subscriber: the
+        # rest of the batch, the commit and the channel layer.
+        publish_lag = sorted(
+            arrivals_wall[i] - stored[i][1] for i in arrivals_wall if i in stored and stored[i][1] is not None
         )
         in_window = [i for i in arrivals if start_mono <= arrivals[i] < start_mono + duration]
         processed = self.processed_between(start_wall, end_wall)
@@ -325,6 +332,8 @@ class Bench:
                 "tail_s": tail,
                 "processed_p50_ms": nearest_rank(to_processed, len(accepted), 50),
                 "processed_p99_ms": nearest_rank(to_processed, len(accepted), 99),
+                "publish_lag_p50_ms": nearest_rank(publish_lag, len(publish_lag), 50),
+                "publish_lag_p99_ms": nearest_rank(publish_lag, len(publish_lag), 99),
                 "processed_in_window": processed,
                 "processed_per_s": round(processed / duration, 1),
                 "published_per_s": round(len(in_window) / duration, 1),

@@ -80,9 +80,9 @@ def ms(value: float | None, tail: float | None = None) -> str:
 
 def e2e_table(run: dict) -> list[str]:
     lines = [
-        "| Offered | Acked | ack p50 / p99 ms | processed p50 / p99 ms | event p50 ms | p95 ms | p99 ms | max ms "
-        f"| events / acked | {CPU_HEADER} | backlog before → after |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| Offered | Acked | ack p50 / p99 ms | processed p50 / p99 ms | then published p50 / p99 ms "
+        f"| event p50 ms | p95 ms | p99 ms | max ms | events / acked | {CPU_HEADER} | backlog before → after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in run["phases"]:
         if p["kind"] != "e2e":
@@ -92,6 +92,7 @@ def e2e_table(run: dict) -> list[str]:
             f"| {p['offered_rate']:g}/s for {p['duration_s']:g} s | {p['accepted']:,} / {p['sent']:,} "
             f"| {fmt(p['p50_ms'])} / {fmt(p['p99_ms'])} "
             f"| {ms(p['processed_p50_ms'], tail)} / {ms(p['processed_p99_ms'], tail)} "
+            f"| {ms(p['publish_lag_p50_ms'])} / {ms(p['publish_lag_p99_ms'])} "
             f"| {ms(p['e2e_p50_ms'], tail)} | {ms(p['e2e_p95_ms'], tail)} | **{ms(p['e2e_p99_ms'], tail)}** "
             f"| {ms(p['e2e_max_ms'], tail)} | {p['published']:,} / {p['accepted']:,} | {cpu_cells(p)} "
             f"| {p['backlog_before']:,} → {p['celery_backlog_after']:,} |"
