@@ -113,8 +113,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "django_otp",
-    "django_otp.plugins.otp_static",
-    # Portuguese names for the admin sections of these three (config/apps.py).
+    # Portuguese names for the admin sections of these four (config/apps.py).
+    "config.apps.StaticTokensConfig",
     "config.apps.TOTPConfig",
     "config.apps.AxesConfig",
     "config.apps.BeatConfig",

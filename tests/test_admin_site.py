@@ -37,9 +37,16 @@ def test_it_names_the_third_party_sections(admin_client: Client, english: None) 
     html = admin_client.get(reverse("admin:index")).content.decode()
 
     # then: our names, not the apps' labels
-    for name in ("Login attempts", "Two-factor authentication", "Periodic tasks", "TOTP devices"):
+    for name in (
+        "Login attempts",
+        "Two-factor authentication",
+        "Two-factor backup codes",
+        "Backup code lists",
+        "Periodic tasks",
+        "TOTP devices",
+    ):
         assert name in html
-    for label in (">Axes<", ">Otp_Totp<", ">Periodic Tasks<", ">Django_Celery_Beat<"):
+    for label in (">Axes<", ">Otp_Totp<", ">Otp_Static<", ">Periodic Tasks<", ">Django_Celery_Beat<"):
         assert label not in html
 
 
