@@ -671,3 +671,93 @@ def set_ownership(conversation: Conversation, *, status: str, assignee: Any, clo
     with transaction.atomic():
         conversation.save(update_fields=["status", "assignee", "closed", "updated"])
     events.conversation_updated(conversation)
+
+
+# --- The console: notes, system events, labels, customer notes ------------------------------------
+
+
+def _record_internal(
+    conversation: Conversation, *, type: str, sender_kind: str, sender: Any, text: str, content: dict
+) -> Message:
+    # Internal rows are never sent and carry no wamid; they do not touch last_message, so a note
+    # or an event never moves a conversation up the lists as if the customer had written.
+    message = Message.objects.create(
+        conversation=conversation,
+        direction=Message.Direction.INTERNAL,
+        sender_kind=sender_kind,
+        sender=sender,
+        type=type,
+        text=text,
+        content=content,
+        status=Message.Status.RECEIVED,
+        wa_timestamp=timezone.now(),
+    )
+    events.message_created(message)
+    return message
+
+
+def add_note(conversation: Conversation, author: Any, text: str) -> Message:
+    """An internal note between attendants (type "note"): shown in the timeline, never sent.
+    ``text`` must be non-blank (the console checks it and says so)."""
+    text = (text or "").strip()
+    if not text:
+        raise ValueError("an internal note needs text")
+    return _record_internal(
+        conversation, type="note", sender_kind=Message.SenderKind.ATTENDANT, sender=author, text=text, content={}
+    )
+
+
+def record_event(conversation: Conversation, kind: str, **content: Any) -> Message:
+    """A system event in the timeline ("taken over by Ana"), type "event". ``content`` holds
+    ids and names, not sentences: the console renders it translated at display time."""
+    return _record_internal(
+        conversation,
+        type="event",
+        sender_kind=Message.SenderKind.SYSTEM,
+        sender=None,
+        text="",
+        content={"action": kind, **content},
+    )
+
+
+def set_labels(conversation: Conversation, labels: Any, actor: Any) -> list[int]:
+    """Replace the conversation's labels. Only labels of its inbox or global ones may be put on
+    it (a ValueError otherwise, and nothing changes). Returns the label ids now on it."""
+    from conversations.models import Label
+
+    wanted = {label.pk if hasattr(label, "pk") else int(label) for label in labels}
+    allowed = set(
+        Label.objects.filter(Q(inbox_id=conversation.inbox_id) | Q(inbox__isnull=True), pk__in=wanted).values_list(
+            "pk", flat=True
+        )
+    )
+    if allowed != wanted:
+        raise ValueError("labels from another inbox")
+    with transaction.atomic():
+        conversation.labels.set(sorted(allowed))
+        Conversation.objects.filter(pk=conversation.pk).update(updated=timezone.now())
+        events.conversation_updated(conversation)
+    logger.info(
+        "labels of conversation %s set to %s by user %s", conversation.pk, sorted(allowed), getattr(actor, "pk", None)
+    )
+    return sorted(allowed)
+
+
+def set_customer_notes(customer: Customer, text: str, actor: Any) -> None:
+    """The team's notes about a customer (the customer panel). Every open conversation of the
+    customer redraws."""
+    with transaction.atomic():
+        customer.notes = (text or "").strip()
+        customer.save(update_fields=["notes", "updated"])
+        for conversation in (
+            Conversation.objects.open().filter(customer=customer).only("pk", "inbox_id", "status", "assignee_id")
+        ):
+            events.conversation_updated(conversation)
+    logger.info("notes of customer %s changed by user %s", customer.pk, getattr(actor, "pk", None))
+
+
+def set_resolution(conversation: Conversation, text: str) -> None:
+    """The closing note on the conversation itself (``handoffs.services.close`` keeps it on the
+    audit row; the console calls both in one transaction)."""
+    conversation.resolution = (text or "").strip()
+    Conversation.objects.filter(pk=conversation.pk).update(resolution=conversation.resolution)

@@ -283,6 +283,16 @@ def _change(
             to_assignee_id=current.assignee_id,
             reason=reason or "",
         )
+        # The timeline's "taken over by Ana": names as of now (rendered translated later).
+        services.record_event(
+            current,
+            action,
+            actor=actor.pk if actor is not None else None,
+            actor_name=_name(actor) if actor is not None else "",
+            to_status=current.status,
+            to_name=_name(current.assignee) if current.status == Status.ASSIGNED and current.assignee else "",
+            reason=reason or "",
+        )
         conversation_signals.send_on_commit(
             signals.ownership_changed,
             conversation_id=current.pk,

@@ -7,6 +7,8 @@ Routes (``/v23.0`` prefix, as in ``settings.WHATSAPP_GRAPH_URL``):
 - ``POST /v23.0/<pnid>/media``: an upload; answers ``{"id": "UPLOADED.<n>"}``.
 - ``GET /v23.0/<media_id>``: media info for files added with ``add_media``.
 - ``GET /files/<token>``: the binary download; it needs the Bearer token, like Meta's.
+- ``GET /v23.0/<waba_id>/message_templates``: the templates set in ``templates[waba_id]``,
+  paged by ``limit`` with ``after`` cursors, as Meta pages them.
 
 Every request is recorded (method, path, query, headers, body) *before* any scripted delay,
 so a test can see that a request reached "Meta" even when the client gave up waiting.
@@ -129,6 +131,8 @@ class FakeGraph:
         self.requests: list[Recorded] = []
         self.accepted: list[dict[str, Any]] = []
         self.media: dict[str, FakeMedia] = {}
+        # Message templates per WhatsApp Business Account id, as Meta lists them.
+        self.templates: dict[str, list[dict[str, Any]]] = {}
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self._tokens: dict[str, tuple[str, bool]] = {}
         self._counter = itertools.count(1)
@@ -219,6 +223,8 @@ class FakeGraph:
                 return "media", parts[0]
             if method == "GET" and len(parts) == 1:
                 return "info", parts[0]
+            if method == "GET" and len(parts) == 2 and parts[1] == "message_templates":
+                return "templates", parts[0]
         return "unknown", path
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
@@ -282,6 +288,8 @@ class FakeGraph:
             return Reply(json=answer)
         if route == "media":
             return Reply(json={"id": f"UPLOADED.{next(self._counter)}"})
+        if route == "templates":
+            return self._templates_page(arg, recorded.query)
         if route == "info":
             media = self.media.get(arg)
             if media is None:
@@ -309,3 +317,17 @@ class FakeGraph:
             media = self.media[media_id]
             return Reply(body=media.content, headers={"Content-Type": media.mime_type})
         return Reply(status=404, json={"error": {"message": "Unknown path", "code": 100}})
+
+    def _templates_page(self, waba_id: str, query: dict[str, list[str]]) -> Reply:
+        if waba_id not in self.templates:
+            return graph_error(100, message="Unsupported get request", details="Unknown WABA id")
+        items = self.templates[waba_id]
+        limit = int((query.get("limit") or ["25"])[0])
+        start = int((query.get("after") or ["0"])[0])
+        page = items[start : start + limit]
+        answer: dict[str, Any] = {"data": page, "paging": {"cursors": {"before": str(start)}}}
+        if start + limit < len(items):
+            answer["paging"]["cursors"]["after"] = str(start + limit)
+            # Meta's next link: a client must not follow it blindly with its token.
+            answer["paging"]["next"] = f"https://graph.example.invalid/{waba_id}/templates?after={start + limit}"
+        return Reply(json=answer)

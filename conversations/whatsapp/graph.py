@@ -266,6 +266,29 @@ class GraphClient:
         data = self._request("POST", f"{self.inbox.phone_number_id}/messages", json=body)
         return bool(data.get("success"))
 
+    # --- templates ----------------------------------------------------------------------
+
+    def list_templates(self, waba_id: str, *, page_size: int = 100, max_pages: int = 50) -> list[dict[str, Any]]:
+        """Every message template of a WhatsApp Business Account, all pages. Pages are followed
+        by their ``after`` cursor on our base URL, never by ``paging.next``: the Bearer header
+        must not travel to whatever host a response names."""
+        items: list[dict[str, Any]] = []
+        params: dict[str, Any] = {
+            "fields": "id,name,language,status,category,components",
+            "limit": page_size,
+        }
+        for _page in range(max_pages):
+            data = self._request("GET", f"{waba_id}/message_templates", params=params)
+            page = data.get("data")
+            items += [item for item in page if isinstance(item, dict)] if isinstance(page, list) else []
+            paging = data.get("paging") if isinstance(data.get("paging"), dict) else {}
+            cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
+            after = cursors.get("after")
+            if not paging.get("next") or not after:
+                return items
+            params = {**params, "after": after}
+        raise GraphError(message=f"more than {max_pages} pages of templates", kind=PERMANENT)
+
     # --- media --------------------------------------------------------------------------
 
     def upload_media(self, file: IO[bytes], *, mime_type: str, filename: str) -> str:

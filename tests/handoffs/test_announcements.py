@@ -14,7 +14,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from conversations.events import conversation_group, inbox_group
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from handoffs import services, signals
 from handoffs.models import OwnershipChange
 from handoffs.services import TransitionRefused
@@ -85,8 +85,16 @@ def test_it_publishes_the_change_on_the_inbox_and_conversation_groups(team, make
         "status": "assigned",
         "assignee_id": team.ana.pk,
     }
-    assert async_to_sync(_drain)(layer, on_inbox) == [expected]
-    assert async_to_sync(_drain)(layer, on_conversation) == [expected]
+    # and the timeline's system event ("taken over by Ana") is announced after it
+    event = Message.objects.get(conversation=conversation, type="event")
+    created = {
+        "type": "message.created",
+        "message_id": event.pk,
+        "conversation_id": conversation.pk,
+        "inbox_id": team.inbox.pk,
+    }
+    assert async_to_sync(_drain)(layer, on_inbox) == [expected, created]
+    assert async_to_sync(_drain)(layer, on_conversation) == [expected, created]
 
 
 @pytest.mark.django_db(transaction=True)
