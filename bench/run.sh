@@ -74,8 +74,6 @@ random_hex() { "$PY" -c "import secrets; print(secrets.token_hex($1))"; }
 export DATABASE_URL="$PG_URL/$DB"
 export REDIS_URL="$REDIS"
 export SECRET_KEY="bench-$(random_hex 24)"
-# Plain HTTP on localhost, no TLS proxy in front: production's HTTPS redirect would answer 301.
-export SECURE_SSL_REDIRECT=false
 export DJANGO_SETTINGS_MODULE=bench.settings
 export WHATSAPP_PHONE_NUMBER_ID=109999999999999
 export WHATSAPP_DISPLAY_NUMBER=15550000000
