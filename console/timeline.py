@@ -1,7 +1,336 @@
-"""Console: timeline (being built for issue 7)."""
+"""Console: the conversation page (timeline, header, customer panel) and the media view.
+
+The page is ``console/conversation.html``; its partials are what the live socket pushes too:
+``message`` (one message, ``#message-<id>``), ``timeline`` (``#timeline``: the newest page,
+messages inside ``#timeline-messages``), ``older`` (an older page, loaded when its sentinel
+scrolls into view), ``header`` (``#conversation-header``) and ``customer-panel``
+(``#customer-panel``). Every object is looked up through ``conversations.access``.
+
+Decisions documented here:
+
+- **Phone numbers**: admins and the inbox's supervisors see the whole number; attendants see
+  it masked (``+55 11 9****-4321``): enough to recognise a customer on the phone, not to copy
+  the list of customers' numbers out of the console. ``may_see_phone`` is the one rule.
+- **Read receipts**: opening the page tells WhatsApp we read the customer's latest message
+  when the inbox sends read receipts and the viewer is the one who answers: the attendant
+  holding the conversation, or anyone who may take it over while it waits in the queue. A
+  supervisor or admin watching someone else's conversation, anyone looking at one with the
+  bot (the bot answers and marks it read itself) or at a closed one sends nothing: being read
+  would promise the customer an answer that person is not about to give. WhatsApp marks every
+  earlier message read with the latest one, so only the latest is marked, and only once: an
+  atomic ``cache.add`` on that message's id decides (shared by every process through Redis
+  in production), so refreshing or two tabs at once send one receipt. Losing the cache only
+  costs a repeated receipt, which WhatsApp ignores.
+"""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+import logging
+from typing import Any
 
-urlpatterns: list[URLPattern] = []
+import phonenumbers
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.db.models import Q
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import path
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.views.decorators.http import require_GET
+
+from console import actions, lists
+from conversations import access, outbound
+from conversations.media import ALLOWED_MIME_TYPES, base_mime
+from conversations.models import Conversation, Customer, Membership, Message
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 50
+EARLIER_CONVERSATIONS = 10
+# Reactions, edits and revokes are shown on the message they change, not as rows of their own
+# (unless their message never arrived: then they stay visible, waiting).
+ACTION_TYPES = ("reaction", "edit", "revoke")
+READ_RECEIPT_TTL = 30 * 24 * 3600
+
+
+# --- Who sees what -------------------------------------------------------------------------------
+
+
+def may_see_phone(user: Any, inbox_id: int, role: str | None = None) -> bool:
+    """Admins and the inbox's supervisors see customers' whole numbers; attendants do not.
+    Pass ``role`` (``access.role_in``) when it is already known, to save the query."""
+    if access.is_admin(user):
+        return True
+    if role is None:
+        role = access.role_in(user, inbox_id)
+    return role == Membership.Role.SUPERVISOR
+
+
+def _mask_digits(formatted: str, keep_first: int, keep_last: int) -> str:
+    total = sum(ch.isdigit() for ch in formatted)
+    out = []
+    seen = 0
+    for ch in formatted:
+        if ch.isdigit():
+            seen += 1
+            out.append(ch if seen <= keep_first or seen > total - keep_last else "*")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def display_phone(customer: Customer, *, full: bool) -> str:
+    """``+55 11 98765-4321`` in full, ``+55 11 9****-4321`` masked: country and area code and
+    the first digit stay (they say where, not who), then only the last four digits."""
+    raw = customer.phone or (f"+{customer.wa_id}" if customer.wa_id.isdigit() else "")
+    if not raw:
+        return f"@{customer.username}" if customer.username else ""
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None:
+        formatted, visible = raw, 3
+    else:
+        formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+        ndc = phonenumbers.length_of_national_destination_code(number)
+        visible = len(str(number.country_code)) + ndc + 1
+    if full:
+        return formatted
+    digits = sum(ch.isdigit() for ch in formatted)
+    keep_last = 4 if digits - visible >= 6 else max(0, min(4, digits - visible - 2))
+    return _mask_digits(formatted, min(visible, digits - keep_last - 2), keep_last)
+
+
+# --- Display helpers (the template filters call these) ---------------------------------------
+
+
+def sender_label(message: Message) -> str:
+    kind = message.sender_kind
+    if kind == Message.SenderKind.CUSTOMER:
+        customer = message.conversation.customer if _loaded(message, "conversation") else None
+        return (customer.name if customer and customer.name else "") or gettext("Customer")
+    if kind == Message.SenderKind.ATTENDANT:
+        user = message.sender
+        return (user.get_full_name() or user.get_username()) if user is not None else gettext("Attendant")
+    return str(Message.SenderKind(kind).label) if kind in Message.SenderKind.values else kind
+
+
+def _loaded(message: Message, field: str) -> bool:
+    return field in message._state.fields_cache
+
+
+def event_text(message: Message) -> str:
+    """A system event ("Ana took the conversation over") in the reader's language, from the
+    ids and names ``services.record_event`` kept (see ``handoffs.services``)."""
+    content = message.content if isinstance(message.content, dict) else {}
+    action = str(content.get("action") or "")
+    actor = str(content.get("actor_name") or "") or gettext("The system")
+    to = str(content.get("to_name") or "") or gettext("an attendant")
+    texts = {
+        "take_over": gettext("%(actor)s took the conversation over"),
+        "assign": gettext("%(actor)s assigned the conversation to %(to)s"),
+        "transfer": gettext("%(actor)s transferred the conversation to %(to)s"),
+        "to_queue": gettext("%(actor)s returned the conversation to the queue"),
+        "to_bot": gettext("%(actor)s returned the conversation to the bot"),
+        "close": gettext("%(actor)s closed the conversation"),
+        "reopen": gettext("%(actor)s reopened the conversation"),
+    }
+    template = texts.get(action)
+    if template is None:
+        return message.text or gettext("Event: %(action)s") % {"action": action or "?"}
+    return template % {"actor": actor, "to": to}
+
+
+# --- Reading the timeline --------------------------------------------------------------------------
+
+
+def timeline_messages(conversation: Conversation) -> Any:
+    """The rows the timeline shows: everything but applied reactions, edits and revokes."""
+    return (
+        Message.objects.filter(conversation=conversation)
+        .exclude(type__in=ACTION_TYPES, action_pending=False)
+        .select_related("sender", "reply_to", "reply_to__sender")
+    )
+
+
+def message_page(conversation: Conversation, before: Message | None = None) -> tuple[list[Message], Message | None]:
+    """A page of at most ``PAGE_SIZE`` messages, oldest first, ending just before ``before``
+    (the newest page without it). Keyset on (wa_timestamp, id), the order of the index
+    ``conv_message_conv_ts_idx``: a page costs the same at any depth. Returns the page and the
+    message to continue before (None when this page reaches the start)."""
+    rows = timeline_messages(conversation)
+    if before is not None:
+        rows = rows.filter(
+            Q(wa_timestamp__lt=before.wa_timestamp) | Q(wa_timestamp=before.wa_timestamp, id__lt=before.pk)
+        )
+    found = list(rows.order_by("-wa_timestamp", "-id")[: PAGE_SIZE + 1])
+    more = len(found) > PAGE_SIZE
+    page = found[:PAGE_SIZE]
+    page.reverse()
+    for message in page:
+        # Saves a query per message for the sender's name and the reply quotes.
+        message.conversation = conversation
+        if message.reply_to is not None:
+            message.reply_to.conversation = conversation
+    return page, (page[0] if more and page else None)
+
+
+# --- Read receipts ---------------------------------------------------------------------------------
+
+
+def should_send_read_receipt(user: Any, conversation: Conversation) -> bool:
+    """See the module docstring: only the person who answers tells the customer it was read."""
+    if not conversation.inbox.read_receipts:
+        return False
+    if conversation.status == Conversation.Status.ASSIGNED:
+        return conversation.assignee_id == user.pk
+    if conversation.status == Conversation.Status.QUEUED:
+        return access.can_act(user, conversation)
+    return False
+
+
+def read_receipt_key(message_id: int) -> str:
+    return f"console:read-receipt:{message_id}"
+
+
+def mark_read_on_open(user: Any, conversation: Conversation) -> Message | None:
+    """Mark the customer's latest message read on WhatsApp, once. Returns it when queued."""
+    if not should_send_read_receipt(user, conversation):
+        return None
+    latest = (
+        Message.objects.filter(
+            conversation=conversation,
+            direction=Message.Direction.IN,
+            sender_kind=Message.SenderKind.CUSTOMER,
+            wamid__isnull=False,
+        )
+        .exclude(wamid__startswith="noid:")
+        .order_by("-wa_timestamp", "-id")
+        .select_related("conversation")
+        .first()
+    )
+    if latest is None:
+        return None
+    key = read_receipt_key(latest.pk)
+    if not cache.add(key, user.pk, READ_RECEIPT_TTL):
+        return None
+    try:
+        outbound.mark_read(latest)
+    except outbound.SendRefused as refused:
+        # Window closed or inbox paused: nothing was queued, so a later visit may try again.
+        cache.delete(key)
+        logger.info("read receipt for message %s not sent: %s", latest.pk, refused.reason)
+        return None
+    return latest
+
+
+# --- Views -----------------------------------------------------------------------------------------
+
+
+def panel_context(user: Any, conversation: Conversation, role: str | None) -> dict[str, Any]:
+    """The customer panel's data (also for the live helper re-rendering ``customer-panel``)."""
+    customer = conversation.customer
+    earlier = list(
+        access.conversations_for(user)
+        .filter(customer=customer)
+        .exclude(pk=conversation.pk)
+        .order_by("-opened", "-pk")[:EARLIER_CONVERSATIONS]
+    )
+    return {
+        "customer": customer,
+        "phone_full": may_see_phone(user, conversation.inbox_id, role),
+        "earlier_conversations": earlier,
+    }
+
+
+def header_context(conversation: Conversation) -> dict[str, Any]:
+    closes = conversation.window_closes_at()
+    now = timezone.now()
+    return {
+        "window_closes_at": closes,
+        "window_open": closes is not None and now < closes,
+    }
+
+
+def _before(request: HttpRequest, conversation: Conversation) -> Message | None:
+    raw = request.GET.get("before", "")
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise Http404
+    message = Message.objects.filter(conversation=conversation, pk=int(raw)).only("pk", "wa_timestamp").first()
+    if message is None:
+        raise Http404
+    return message
+
+
+@login_required
+@require_GET
+def conversation_page(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = access.get_conversation_for_user(request.user, pk)
+    before = _before(request, conversation)
+    messages, older = message_page(conversation, before)
+    role = None if access.is_admin(request.user) else access.role_in(request.user, conversation.inbox_id)
+    can_act = access.can_act(request.user, conversation)
+    context: dict[str, Any] = {
+        "conversation": conversation,
+        "messages": messages,
+        "older": older,
+        "can_act": can_act,
+        "page_size": PAGE_SIZE,
+    }
+    if request.htmx and before is not None:
+        return render(request, "console/conversation.html#older", context)
+    if before is None:
+        mark_read_on_open(request.user, conversation)
+    context.update(header_context(conversation))
+    context.update(panel_context(request.user, conversation, role))
+    # The other parts' context goes under ours: a name they share with us must not replace ours.
+    merged = {**lists.list_context(request), **actions.composer_context(request, conversation), **context}
+    return render(request, "console/conversation.html", merged)
+
+
+# Content types the media view answers with, per message type; anything else is a download.
+INLINE_TYPES = {
+    "image": ALLOWED_MIME_TYPES["image"],
+    "sticker": ALLOWED_MIME_TYPES["sticker"],
+    "audio": ALLOWED_MIME_TYPES["audio"],
+    "video": ALLOWED_MIME_TYPES["video"],
+}
+DOWNLOAD_TYPES = ALLOWED_MIME_TYPES["document"]
+
+
+@login_required
+@require_GET
+def media(request: HttpRequest, message_id: int) -> FileResponse:
+    """A message's file, after the access check, never from a public URL. Images, stickers,
+    audio and video of the types WhatsApp allows are shown inline; documents (and anything
+    else) are downloads with their original name, so no file a customer sent runs as a page
+    of our origin (HTML, SVG, scripts): the type is ours, never the stored one blindly."""
+    message = access.get_message_for_user(request.user, message_id)
+    if not message.media or not message.media.name:
+        raise Http404
+    mime = base_mime(message.media_mime)
+    inline = mime in INLINE_TYPES.get(message.type, frozenset())
+    if not inline and mime not in DOWNLOAD_TYPES:
+        mime = "application/octet-stream"
+    try:
+        handle = message.media.open("rb")
+    except (FileNotFoundError, OSError):
+        raise Http404 from None
+    filename = message.media_filename or message.media.name.rsplit("/", 1)[-1]
+    response = FileResponse(handle, content_type=mime, as_attachment=not inline, filename=filename)
+    response["X-Content-Type-Options"] = "nosniff"
+    # Even if a browser were talked into rendering it, the file runs nothing and loads nothing.
+    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+    response["Cache-Control"] = "private, max-age=3600"
+    response["Cross-Origin-Resource-Policy"] = "same-origin"
+    return response
+
+
+urlpatterns = [
+    path("c/<int:pk>/", conversation_page, name="conversation"),
+    path("media/<int:message_id>/", media, name="media"),
+]
