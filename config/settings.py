@@ -248,6 +248,7 @@ CELERY_TASK_ROUTES = {
     "conversations.tasks.dispatch_webhook_events": {"queue": "dispatch"},
     "conversations.tasks.send_message": {"queue": "sending"},
     "conversations.tasks.mark_message_read": {"queue": "sending"},
+    "conversations.tasks.sync_message_templates": {"queue": "sending"},
     "conversations.tasks.download_media": {"queue": "media"},
     "bots.tasks.*": {"queue": "bots"},
 }
@@ -279,6 +280,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "conversations.tasks.sweep_outbound_messages",
         "schedule": 60.0,
         "options": _expiring(50.0),
+    },
+    # Message templates from Meta, per inbox (manage.py sync_templates by hand; the admin too).
+    "sync-message-templates": {
+        "task": "conversations.tasks.sync_message_templates",
+        "schedule": 3600.0,
+        "options": _expiring(1800.0),
     },
 }
 

@@ -957,3 +957,7 @@ class OrphanStatusAdmin(RecordAdmin):
     @admin.display(description=_("data"))
     def data_pretty(self, obj: OrphanStatus) -> str:
         return pretty_json(obj.data)
+
+
+# Labels, canned responses and message templates (the console's): in their own module.
+from conversations import admin_console  # noqa: E402, F401

@@ -91,3 +91,18 @@ def sweep_media_downloads(limit: int = 500) -> int:
     if due:
         logger.info("media sweep queued %s downloads", len(due))
     return len(due)
+
+
+@shared_task(ignore_result=True)
+def sync_message_templates() -> int:
+    """Keep every inbox's message templates in step with Meta (conversations/templates_sync.py).
+    Idempotent: a second run changes nothing. One inbox failing does not stop the others."""
+    from conversations import templates_sync
+
+    changed = 0
+    for inbox_id in templates_sync.syncable_inboxes():
+        try:
+            changed += templates_sync.sync_inbox_id(inbox_id).total
+        except Exception:
+            logger.exception("could not sync the message templates of inbox %s", inbox_id)
+    return changed

@@ -29,12 +29,16 @@ def url(name: str, conversation: Conversation) -> str:
 # --- Take over -----------------------------------------------------------------------------------
 
 
-def test_it_takes_over_a_queued_conversation_and_answers_the_fragments(team, make_conversation, login) -> None:
+def test_it_takes_over_a_queued_conversation_and_answers_the_fragments(
+    team, make_conversation, login, django_assert_max_num_queries
+) -> None:
     # given
     conversation = make_conversation(Status.QUEUED)
+    client = login(team.ana)
 
     # when
-    response = login(team.ana).post(url("take-over", conversation), **HTMX)
+    with django_assert_max_num_queries(24):
+        response = client.post(url("take-over", conversation), **HTMX)
 
     # then
     assert response.status_code == 200
