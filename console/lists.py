@@ -1,7 +1,242 @@
-"""Console: lists (being built for issue 7)."""
+"""The console's lists: the queue, "mine", "with the bot" and (supervisors, admins) "all".
+
+``/console/?view=queue|mine|bot|all&q=&status=&inbox=&attendant=&label=&since=&until=&page=``.
+Every row comes from ``conversations/access.py``; filters only narrow what the user may see
+(an inbox, label or attendant id from the query string is checked against their options).
+
+Cost, with 100k conversations: a page is one query walking an index in list order and stopping
+after a page (``PAGE_SIZE + 1`` rows; no total count), pages stop at ``MAX_PAGE`` (searching
+and filtering reach older conversations), and the counters are one aggregate over the *open*
+conversations only (partial index). Other pages render the same column with ``list_context``.
+"""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
 
-urlpatterns: list[URLPattern] = []
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.db.models import OuterRef, Q, Subquery
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import URLPattern, path
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_GET
+
+from console import search
+from conversations import access
+from conversations.models import Conversation, Label, Message
+
+Status = Conversation.Status
+
+PAGE_SIZE = 25
+# Offsets stay cheap (an index walk of at most 1,000 rows); beyond that, search or filter.
+MAX_PAGE = 40
+VIEWS = {
+    "queue": _("Queue"),
+    "mine": _("Mine"),
+    "bot": _("With the bot"),
+    "all": _("All"),
+}
+
+
+@dataclass
+class Filters:
+    view: str = "queue"
+    q: str = ""
+    status: str = ""
+    inbox: int | None = None
+    attendant: int | None = None
+    label: int | None = None
+    since: dt.date | None = None
+    until: dt.date | None = None
+    page: int = 1
+    errors: list[str] = field(default_factory=list)
+
+    def query(self, **changes: Any) -> str:
+        """This list's query string, with ``changes`` (for tabs and page links)."""
+        values = {
+            "view": self.view,
+            "q": self.q,
+            "status": self.status,
+            "inbox": self.inbox,
+            "attendant": self.attendant,
+            "label": self.label,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "page": self.page if self.page > 1 else None,
+        }
+        values.update(changes)
+        return urlencode({key: value for key, value in values.items() if value not in (None, "", 1)})
+
+    @property
+    def narrowed(self) -> bool:
+        return bool(self.q or self.status or self.inbox or self.attendant or self.label or self.since or self.until)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def _date(value: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def may_see_all(user: Any) -> bool:
+    """ "All" (every status, closed included) is for admins and supervisors."""
+    return access.is_admin(user) or access.supervised_inbox_ids(user).exists()
+
+
+def parse_filters(request: HttpRequest, *, supervisor: bool) -> Filters:
+    params = request.GET
+    view = params.get("view", "queue")
+    if view not in VIEWS or (view == "all" and not supervisor):
+        view = "queue"
+    status = params.get("status", "")
+    return Filters(
+        view=view,
+        q=params.get("q", "").strip()[:100],
+        status=status if status in Status.values else "",
+        inbox=_int(params.get("inbox")),
+        attendant=_int(params.get("attendant")),
+        label=_int(params.get("label")),
+        since=_date(params.get("since")),
+        until=_date(params.get("until")),
+        page=min(max(_int(params.get("page")) or 1, 1), MAX_PAGE),
+    )
+
+
+def _start_of(day: dt.date) -> dt.datetime:
+    """Midnight of ``day`` in the business time zone (dates people pick are local dates)."""
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def counters_context(user: Any, *, supervisor: bool | None = None) -> dict[str, Any]:
+    """What the ``counters`` partial needs (the live socket re-renders it with this)."""
+    if supervisor is None:
+        supervisor = may_see_all(user)
+    # Open conversations only: for those, what one may see and what one may act on coincide.
+    counts = access.writable_conversations_for(user).view_counts(user)
+    return {
+        "counters": [
+            {"view": key, "label": label, "count": counts["open" if key == "all" else key]}
+            for key, label in VIEWS.items()
+            if key != "all" or supervisor
+        ],
+    }
+
+
+def _options(user: Any, supervisor: bool) -> dict[str, Any]:
+    inboxes = list(access.inboxes_for(user).only("id", "name"))
+    inbox_ids = [inbox.pk for inbox in inboxes]
+    labels = list(Label.objects.filter(Q(inbox__isnull=True) | Q(inbox_id__in=inbox_ids)).only("id", "name", "color"))
+    attendants = []
+    if supervisor:
+        attendants = list(
+            get_user_model()
+            .objects.filter(is_active=True, memberships__inbox_id__in=inbox_ids)
+            .order_by("first_name", "username")
+            .distinct()
+            .only("id", "username", "first_name", "last_name")
+        )
+    return {"inboxes": inboxes, "labels": labels, "attendants": attendants}
+
+
+def _rows(user: Any, filters: Filters, options: dict[str, Any]) -> tuple[list[Conversation], bool]:
+    base = access.conversations_for(user)
+    if filters.view == "queue":
+        qs = base.waiting().longest_waiting_first()
+    elif filters.view == "mine":
+        qs = base.assigned_to(user).recent_first()
+    elif filters.view == "bot":
+        qs = base.with_bot().recent_first()
+    else:
+        qs = base.recent_first()
+    if filters.status:
+        qs = qs.filter(status=filters.status)
+    # Ids from the query string count only when they are among this user's options.
+    if filters.inbox in {inbox.pk for inbox in options["inboxes"]}:
+        qs = qs.in_inboxes([filters.inbox])
+    if filters.attendant in {person.pk for person in options["attendants"]}:
+        qs = qs.filter(assignee_id=filters.attendant)
+    if filters.label in {label.pk for label in options["labels"]}:
+        qs = qs.with_label(filters.label)
+    qs = qs.active_between(
+        _start_of(filters.since) if filters.since else None,
+        _start_of(filters.until + dt.timedelta(days=1)) if filters.until else None,
+    )
+    if filters.q:
+        qs = search.visible_matches(qs, filters.q)
+    last = (
+        Message.objects.filter(conversation_id=OuterRef("pk"))
+        .exclude(direction=Message.Direction.INTERNAL)
+        .order_by("-wa_timestamp", "-id")
+    )
+    start = (filters.page - 1) * PAGE_SIZE
+    rows = list(
+        qs.annotate(
+            preview=Subquery(last.values("text")[:1]), preview_type=Subquery(last.values("type")[:1])
+        ).prefetch_related("labels")[start : start + PAGE_SIZE + 1]
+    )
+    return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+
+
+def list_context(request: HttpRequest) -> dict[str, Any]:
+    """The list column (``console/list.html#list``) for this request's user and query string:
+    any console page calls it to render the same column."""
+    user = request.user
+    supervisor = may_see_all(user)
+    filters = parse_filters(request, supervisor=supervisor)
+    options = _options(user, supervisor)
+    conversations, has_next = _rows(user, filters, options)
+    if filters.q:
+        found = search.snippets(filters.q, conversations)
+        for conversation in conversations:
+            conversation.snippet = found.get(conversation.pk, "")
+    match = getattr(request, "resolver_match", None)
+    on_index = bool(match and match.view_name == "console:index")
+    return {
+        **counters_context(user, supervisor=supervisor),
+        **options,
+        "conversations": conversations,
+        "filters": filters,
+        "list_view": filters.view,
+        "list_supervisor": supervisor,
+        "statuses": Status.choices,
+        "has_next": has_next,
+        "has_previous": filters.page > 1,
+        "next_query": filters.query(page=filters.page + 1),
+        "previous_query": filters.query(page=filters.page - 1),
+        "at_page_limit": filters.page >= MAX_PAGE and has_next,
+        # Only the index page moves the address bar: on a conversation page the list swaps
+        # beside it, and the address stays the conversation's.
+        "list_push_url": "true" if on_index else "false",
+        "now": timezone.now(),
+    }
+
+
+@require_GET
+@login_required
+def index(request: HttpRequest) -> HttpResponse:
+    context = list_context(request)
+    template = "console/list.html"
+    # A history restore asks for the whole page even from htmx.
+    if request.htmx and not request.htmx.history_restore_request:
+        template = "console/list.html#list"
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+urlpatterns: list[URLPattern] = [path("", index, name="index")]

@@ -207,6 +207,43 @@ class ConversationQuerySet(models.QuerySet["Conversation"]):
         """``inbox_ids``: ids or a ``values("inbox_id")`` subquery (kept lazy: one SQL query)."""
         return self.filter(inbox_id__in=inbox_ids)
 
+    def live(self) -> ConversationQuerySet:
+        """Not closed, spelled as the statuses that are (the partial index of migration 0005,
+        conv_conversation_live_idx, has this very predicate)."""
+        return self.filter(status__in=[Conversation.Status.BOT, Conversation.Status.QUEUED, Conversation.Status.ASSIGNED])
+
+    def recent_first(self) -> ConversationQuerySet:
+        """Newest activity first (conv_conversation_last_idx and the per-inbox indexes)."""
+        return self.order_by("-last_message", "-id")
+
+    def longest_waiting_first(self) -> ConversationQuerySet:
+        """The queue's order: whoever has waited longest on top."""
+        return self.order_by(models.F("last_message").asc(nulls_first=True), "id")
+
+    def with_label(self, label_id: int) -> ConversationQuerySet:
+        return self.filter(labels__id=label_id)
+
+    def active_between(self, start: Any = None, end: Any = None) -> ConversationQuerySet:
+        """Last activity in [start, end) (either may be None)."""
+        qs = self
+        if start is not None:
+            qs = qs.filter(last_message__gte=start)
+        if end is not None:
+            qs = qs.filter(last_message__lt=end)
+        return qs
+
+    def view_counts(self, user: Any) -> dict[str, int]:
+        """How many of these conversations are in the queue, with the bot, assigned to ``user``,
+        and open at all: one aggregate over the open ones only (closed ones are never counted,
+        so the cost follows the live workload, not the history)."""
+        Status = Conversation.Status
+        return self.select_related(None).live().aggregate(
+            queue=models.Count("pk", filter=Q(status=Status.QUEUED)),
+            bot=models.Count("pk", filter=Q(status=Status.BOT)),
+            mine=models.Count("pk", filter=Q(status=Status.ASSIGNED, assignee=user)),
+            open=models.Count("pk"),
+        )
+
 
 class Conversation(models.Model):
     class Status(models.TextChoices):

@@ -226,9 +226,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--quiet", action="store_true", help="Print nothing unless something goes wrong.")
+        parser.add_argument(
+            "--scale",
+            type=int,
+            default=0,
+            metavar="N",
+            help="Instead of the demo, ADD N conversations (~10 messages each) for benchmarks (conversations/demo_scale.py).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         quiet: bool = options["quiet"]
+        if options["scale"]:
+            self._scale(options["scale"], quiet)
+            return
         password = os.environ.get("DEMO_PASSWORD", "")
         if settings.PRODUCTION:
             if not password:
@@ -254,6 +264,27 @@ class Command(BaseCommand):
 
         if not quiet:
             self._report(inbox, users, password, created)
+
+    def _scale(self, n: int, quiet: bool) -> None:
+        from conversations import demo_scale
+
+        if n < 0:
+            raise CommandError("--scale must be a positive number of conversations.")
+        started = timezone.now()
+
+        def progress(done: int) -> None:
+            if not quiet and (done % 10_000 == 0 or done == n):
+                self.stdout.write(f"  {done}/{n} conversations ({(timezone.now() - started).total_seconds():.0f} s)")
+
+        result = demo_scale.build(n, progress=progress)
+        if not quiet:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Added {result.customers} customers, {result.conversations} conversations and "
+                    f"{result.messages} messages in {(timezone.now() - started).total_seconds():.0f} s "
+                    f"({result.inboxes} inboxes, {result.users} staff users with unusable passwords)."
+                )
+            )
 
     def _groups(self) -> dict[str, Group]:
         wanted = {SUPERVISORS: SUPERVISOR_PERMISSIONS, ATTENDANTS: ATTENDANT_PERMISSIONS}

@@ -1,0 +1,206 @@
+"""Searching the console's lists by name, phone or message text: accents folded on PostgreSQL
+(full-text search in Portuguese, on the indexes of migration conversations 0005), icontains on
+SQLite; the matching message shown, escaped; only what the user may see."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.utils import timezone
+
+from console import search
+from conversations.models import Conversation, Customer, Inbox, Membership, Message
+
+Status = Conversation.Status
+URL = "/console/"
+
+
+@pytest.fixture
+def people(inbox: Inbox) -> SimpleNamespace:
+    other = Inbox.objects.create(name="Filial", phone_number_id="PNID_B", app_secret="b-secret")
+    ana = User.objects.create_user("ana", first_name="Ana")
+    supervisor = User.objects.create_user("renata", first_name="Renata")
+    Membership.objects.create(user=ana, inbox=inbox, role=Membership.Role.ATTENDANT)
+    Membership.objects.create(user=supervisor, inbox=inbox, role=Membership.Role.SUPERVISOR)
+    return SimpleNamespace(inbox=inbox, other=other, ana=ana, supervisor=supervisor)
+
+
+@pytest.fixture
+def chat(inbox: Inbox) -> Callable[..., Conversation]:
+    counter = iter(range(1, 10_000))
+
+    def make(
+        name: str, *texts: str, status: str = Status.QUEUED, inbox: Inbox = inbox, wa_id: str | None = None
+    ) -> Conversation:
+        n = next(counter)
+        wa_id = wa_id or f"55219990{n:05d}"
+        customer = Customer.objects.create(wa_id=wa_id, phone=f"+{wa_id}", name=name)
+        now = timezone.now() - timedelta(minutes=n)
+        conversation = Conversation.objects.create(
+            inbox=inbox, customer=customer, status=status, last_message=now, last_inbound=now
+        )
+        for i, text in enumerate(texts or ("Oi",)):
+            Message.objects.create(
+                conversation=conversation,
+                direction=Message.Direction.IN,
+                sender_kind=Message.SenderKind.CUSTOMER,
+                type="text",
+                text=text,
+                wamid=f"wamid.S{n}-{i}",
+                wa_timestamp=now - timedelta(seconds=10 - i),
+            )
+        return conversation
+
+    return make
+
+
+def found(client: Any, q: str, view: str = "queue") -> list[int]:
+    response = client.get(URL, {"view": view, "q": q})
+    assert response.status_code == 200
+    return [conversation.pk for conversation in response.context["conversations"]]
+
+
+@pytest.mark.django_db
+def test_it_finds_by_name_phone_and_message_text(client: Any, people: Any, chat: Any) -> None:
+    # given
+    maria = chat("Maria Pereira", "Bom dia")
+    phone = chat("Carlos", "Oi", wa_id="5531987650003")
+    text = chat("Pedro", "Meu pedido atrasou", "Qual o rastreio?")
+    chat("Outra Pessoa", "Nada a ver")
+    client.force_login(people.ana)
+
+    # when / then
+    assert found(client, "maria") == [maria.pk]
+    assert found(client, "98765") == [phone.pk]
+    assert found(client, "+55 31 98765-0003") == [phone.pk]
+    assert found(client, "rastreio") == [text.pk]
+    assert found(client, "pedido atrasou") == [text.pk]  # every word, in one message
+    assert found(client, "pedido rastreio") == []
+    assert found(client, "inexistente") == []
+
+
+@pytest.mark.django_db
+@pytest.mark.postgres
+def test_it_folds_accents_on_postgres(client: Any, people: Any, chat: Any) -> None:
+    # given
+    joao = chat("João Araújo", "Oi")
+    sugar = chat("Fernanda", "Vocês têm açúcar mascavo?")
+    client.force_login(people.ana)
+
+    # when / then: without accents, with them, and Portuguese stems
+    assert found(client, "Joao") == [joao.pk]
+    assert found(client, "araujo") == [joao.pk]
+    assert found(client, "acucar") == [sugar.pk]
+    assert found(client, "AÇÚCAR") == [sugar.pk]
+    assert found(client, "voces tem acucar") == [sugar.pk]
+
+
+@pytest.mark.django_db
+@pytest.mark.postgres
+def test_it_shows_which_message_matched_escaped_and_marked(client: Any, people: Any, chat: Any) -> None:
+    # given: the match is not the last message, and holds markup
+    conversation = chat("Fernanda", "<b>açúcar</b> <script>x()</script> chegou?", "Obrigada")
+    client.force_login(people.ana)
+
+    # when
+    response = client.get(URL, {"q": "acucar"})
+
+    # then
+    body = response.content.decode()
+    assert f'id="conversation-row-{conversation.pk}"' in body
+    assert "&lt;b&gt;<mark>açúcar</mark>&lt;/b&gt; &lt;script&gt;x()&lt;/script&gt; chegou?" in body
+    assert "<script>x()" not in body
+    assert "<b>açúcar" not in body
+
+
+@pytest.mark.django_db
+def test_it_shows_the_matching_message_on_every_database(client: Any, people: Any, chat: Any) -> None:
+    # given
+    conversation = chat("Fernanda", "Quero trocar o <tamanho> da camiseta", "Obrigada")
+    client.force_login(people.ana)
+
+    # when
+    response = client.get(URL, {"q": "camiseta"})
+
+    # then
+    [row] = response.context["conversations"]
+    assert row.pk == conversation.pk
+    assert "camiseta" in row.snippet
+    assert "&lt;tamanho&gt;" in row.snippet
+
+
+@pytest.mark.django_db
+def test_it_searches_only_what_the_user_may_see(client: Any, people: Any, chat: Any) -> None:
+    # given: a match in another inbox, and one assigned to someone else
+    other_user = User.objects.create_user("bruno")
+    Membership.objects.create(user=other_user, inbox=people.inbox)
+    chat("Beatriz Filial", "pedido", inbox=people.other)
+    theirs = chat("Beatriz Bruno", "pedido", status=Status.ASSIGNED)
+    theirs.assignee = other_user
+    theirs.save()
+    client.force_login(people.ana)
+
+    # when
+    results = {view: found(client, "beatriz", view) for view in ("queue", "mine", "bot", "all")}
+
+    # then
+    assert results == {"queue": [], "mine": [], "bot": [], "all": []}
+
+
+@pytest.mark.django_db
+def test_it_searches_within_the_tab_for_a_supervisor(client: Any, people: Any, chat: Any) -> None:
+    # given
+    queued = chat("Beatriz Um", "pedido")
+    closed = chat("Beatriz Dois", "pedido", status=Status.CLOSED)
+    client.force_login(people.supervisor)
+
+    # when / then
+    assert found(client, "beatriz", "queue") == [queued.pk]
+    assert found(client, "beatriz", "all") == [queued.pk, closed.pk]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("q", ["a & b | !c", "foo:*", "'; DROP TABLE x; --", "(((", "100%", "_", "\x00", "ç" * 300])
+def test_it_reads_any_input_as_plain_words(client: Any, people: Any, chat: Any, q: str) -> None:
+    # given
+    chat("Maria", "Oi")
+    client.force_login(people.ana)
+
+    # when
+    response = client.get(URL, {"q": q})
+
+    # then: no syntax error, no wildcard
+    assert response.status_code == 200
+    assert response.context["conversations"] == []
+
+
+@pytest.mark.django_db
+@pytest.mark.postgres
+def test_it_queries_the_expressions_the_indexes_were_built_on(people: Any) -> None:
+    # given: the planner would rather scan tiny tables, so forbid it
+    messages = Message.objects.alias(doc=search.MessageDocument()).filter(
+        doc=search._tsquery(["acucar"], "portuguese_unaccent")
+    )
+    names = Customer.objects.alias(doc=search.NameDocument()).filter(doc=search._tsquery(["joao"], "simple_unaccent"))
+    phones = Customer.objects.filter(phone__contains="98765")
+
+    # when
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plans = [qs.explain() for qs in (messages, names, phones)]
+
+    # then
+    assert "conv_message_search_idx" in plans[0]
+    assert "conv_customer_name_search_idx" in plans[1]
+    assert "conv_customer_phone_trgm_idx" in plans[2]
+
+
+@pytest.mark.django_db
+def test_it_has_its_search_configuration(people: Any) -> None:
+    assert search.search_ready() is True
