@@ -11,3 +11,7 @@ class ConsoleConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "console"
     verbose_name = _("Console")
+
+    def ready(self) -> None:
+        # Presence goes offline on logout (a user_logged_out receiver).
+        from console import presence  # noqa: F401

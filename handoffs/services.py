@@ -37,11 +37,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from conversations import access, services
+from conversations import access, events, services
 from conversations import signals as conversation_signals
 from conversations.models import Conversation, Membership
 from handoffs import signals
-from handoffs.models import OwnershipChange
+from handoffs.models import Attendant, OwnershipChange
 
 Status = Conversation.Status
 Action = OwnershipChange.Action
@@ -380,3 +380,51 @@ def available_actions(actor: Any, conversation: Conversation) -> frozenset[str]:
             continue
         allowed.add(action)
     return frozenset(allowed)
+
+
+# --- Presence ----------------------------------------------------------------------------------
+
+
+def user_group(user_id: int) -> str:
+    """The channel-layer group of one user's open consoles (every tab, every device)."""
+    return f"user-{user_id}"
+
+
+def presence_group(inbox_id: int) -> str:
+    """Who supervises an inbox listens here for its members' presence (ids only)."""
+    return f"presence-{inbox_id}"
+
+
+def get_presence(user: Any) -> str:
+    """This user's presence; someone who never set one is offline."""
+    found = Attendant.objects.filter(user=user).values_list("presence", flat=True).first()
+    return found or Attendant.Presence.OFFLINE
+
+
+def set_presence(user: Any, presence: str) -> Attendant:
+    """Set a staff user's presence (online, away, offline) and tell, after commit, their other
+    consoles and the supervisors of their inboxes. Setting the current value again changes
+    nothing and announces nothing."""
+    if presence not in Attendant.Presence.values:
+        raise TransitionRefused(gettext("Unknown presence."), TransitionRefused.INVALID)
+    with transaction.atomic():
+        attendant, _created = Attendant.objects.select_for_update().get_or_create(user=user)
+        if attendant.presence == presence and attendant.presence_changed is not None:
+            return attendant
+        attendant.presence = presence
+        attendant.presence_changed = timezone.now()
+        attendant.save(update_fields=["presence", "presence_changed", "updated"])
+        inbox_ids = list(Membership.objects.filter(user=user).values_list("inbox_id", flat=True))
+        event = {"type": "presence.changed", "user_id": user.pk, "presence": presence}
+        events.publish_on_commit([user_group(user.pk)], event)
+        for inbox_id in inbox_ids:
+            events.publish_on_commit([presence_group(inbox_id)], {**event, "inbox_id": inbox_id})
+    return attendant
+
+
+def set_sound(user: Any, sound: bool) -> None:
+    """The console's sound on assignment, on or off (a preference: no event)."""
+    attendant, _created = Attendant.objects.get_or_create(user=user)
+    if attendant.sound != sound:
+        attendant.sound = sound
+        attendant.save(update_fields=["sound", "updated"])

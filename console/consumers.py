@@ -1,0 +1,293 @@
+"""The console's websocket: one per logged-in user, at ``/ws/console/``.
+
+It forwards the live events of ``conversations/events.py`` (ids only) as server-rendered
+fragments, from the same template partials the pages use, swapped by element id by the htmx
+``ws`` extension (``static/console/js/live.js``):
+
+- the open conversation's messages (``console/conversation.html#message``) and header
+  (``#header``), wrapped so the browser inserts a new message or replaces one it already has
+  (``console/live.html#upsert``): a duplicate changes nothing;
+- the rows of the lists (``console/list.html#row``) and the counters (``#counters``);
+- a toast, a desktop notification and a sound when someone assigns me a conversation; another
+  attendant typing in the open conversation; presence (``console/presence.py``).
+
+**Who sees what.** The socket joins ``inbox-<id>`` for the inboxes the user works in, the
+user's own ``user-<id>``, ``presence-<id>`` for the inboxes they supervise, and the open
+conversation's ``conversation-<id>`` once the access module allows it. Every event is checked
+again with a fresh query when it arrives: being in a group is never enough (an attendant of
+the inbox gets the inbox's events, but only the conversations they may see are rendered; access
+revoked mid-connection stops delivery at the next event).
+
+**No gaps, no duplicates.** Live events are a convenience: a Redis restart loses some while the
+rows are committed. The page therefore asks for a *sync* on every (re)connect and every ~25 s
+(``SYNC_SECONDS`` in live.js), with the cursor the server gave it last: the server answers with
+every message of the open conversation newer than what the page holds or changed since the
+cursor, the rows changed since, and the counters. Element ids make every swap idempotent, so
+the overlap (``OVERLAP``) that covers transactions committing late only repeats, never loses.
+
+**Cost.** An inbox's events reach every member's socket. The open conversation's messages are
+rendered at once; list rows and counters (a few count queries) at most once per
+``LIST_INTERVAL`` per socket, so a burst of messages costs each console one list refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.utils import timezone
+
+from console import live
+from conversations import access
+from conversations.events import conversation_group, inbox_group
+from handoffs.services import presence_group, user_group
+
+logger = logging.getLogger(__name__)
+
+# The open conversation's fragments wait this long for the same event's copy from its other
+# group (message.created and conversation.updated go to the inbox and the conversation groups).
+MESSAGE_DELAY = 0.01
+# Rows and counters of the lists: at most one refresh per socket per this many seconds.
+LIST_INTERVAL = 1.0
+# Typing from one socket is forwarded at most this often (the composer throttles too).
+TYPING_INTERVAL = 2.0
+# message.created and conversation.updated are published to the inbox's group and to the
+# conversation's: the second copy is recognised among the last RECENT_EVENTS events (an
+# identical conversation.updated within COPY_SECONDS). Dropping a real repeat costs nothing
+# the next sync does not repair; rendering every copy would double the socket's work.
+RECENT_EVENTS = 512
+COPY_SECONDS = 2.0
+# A refused handshake; anonymous, inactive, idle-expired or second factor pending.
+REFUSED = 4403
+
+
+class ConsoleConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        self.user = self.scope.get("user")
+        self.conversation_id: int | None = None
+        self.joined: set[str] = set()
+        self.pending = live.Pending()
+        self.wake = asyncio.Event()
+        self.flusher: asyncio.Task | None = None
+        self.last_list_flush = 0.0
+        self.last_typing = 0.0
+        self.recent: OrderedDict[tuple, float] = OrderedDict()
+        if not await database_sync_to_async(_may_connect)(self.user, self.scope.get("session")):
+            await self.close(code=REFUSED)
+            return
+        self.request = live.request_for(self.scope)
+        groups, _open = await database_sync_to_async(_groups_for)(self.user)
+        await self._join(groups)
+        await self.accept()
+        self.flusher = asyncio.ensure_future(self._flush_forever())
+        await database_sync_to_async(live.seen)(self.user.pk)
+
+    async def disconnect(self, code: int) -> None:
+        if self.flusher is not None:
+            self.flusher.cancel()
+        for group in list(self.joined):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.joined = set()
+        # A closed socket is a page navigation as often as a closed tab: presence stays what
+        # the user set (console/presence.py explains what supervisors see instead).
+
+    # --- From the browser ---------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            data = json.loads(text_data or "")
+        except ValueError:
+            return
+        if not isinstance(data, dict):
+            return
+        kind = data.get("type")
+        if kind == "sync":
+            await self._catch_up(data)
+        elif kind == "typing":
+            await self._typing()
+
+    async def _catch_up(self, data: dict) -> None:
+        """Subscribe to the conversation the page shows (when this user may see it) and send
+        what the page may have missed since its cursor."""
+        wanted = _int(data.get("conversation"))
+        groups, allowed = await database_sync_to_async(_groups_for)(self.user, wanted)
+        await self._join(groups)
+        if allowed != self.conversation_id:
+            self.pending.clear_conversation()
+        self.conversation_id = allowed
+        html = await database_sync_to_async(live.render_sync)(
+            self.request, allowed, after=_int(data.get("after")) or 0, since=_time(data.get("since"))
+        )
+        await self.send(text_data=html)
+        await database_sync_to_async(live.seen)(self.user.pk)
+
+    async def _typing(self) -> None:
+        now = time.monotonic()
+        if self.conversation_id is None or now - self.last_typing < TYPING_INTERVAL:
+            return
+        self.last_typing = now
+        await self.channel_layer.group_send(
+            conversation_group(self.conversation_id),
+            {
+                "type": "console.typing",
+                "conversation_id": self.conversation_id,
+                "user_id": self.user.pk,
+                "name": self.user.get_full_name() or self.user.get_username(),
+            },
+        )
+
+    async def _join(self, groups: set[str]) -> None:
+        for group in self.joined - groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        for group in groups - self.joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.joined = set(groups)
+
+    # --- From the channel layer (ids only; rendered after a fresh access check) --------------
+
+    async def conversation_opened(self, event: dict) -> None:
+        self.pending.row(event["conversation_id"])
+        self.wake.set()
+
+    async def conversation_updated(self, event: dict) -> None:
+        conversation_id = event["conversation_id"]
+        if self._copy((conversation_id, event.get("status"), event.get("assignee_id")), COPY_SECONDS):
+            return
+        self.pending.row(conversation_id, gone_if_hidden=True)
+        if conversation_id == self.conversation_id:
+            self.pending.header(conversation_id)
+        if event.get("assignee_id") == self.user.pk:
+            self.pending.assign(conversation_id)
+        self.wake.set()
+
+    async def message_created(self, event: dict) -> None:
+        conversation_id = event["conversation_id"]
+        # A message is created once: a second event for it is its copy from the other group.
+        if self._copy(("message", event["message_id"]), None):
+            return
+        self.pending.row(conversation_id)
+        if conversation_id == self.conversation_id:
+            self.pending.message(event["message_id"])
+        self.wake.set()
+
+    async def message_updated(self, event: dict) -> None:
+        if event["conversation_id"] == self.conversation_id:
+            self.pending.message(event["message_id"])
+            self.wake.set()
+
+    async def console_typing(self, event: dict) -> None:
+        if event["user_id"] == self.user.pk or event["conversation_id"] != self.conversation_id:
+            return
+        html = await database_sync_to_async(live.render_typing)(self.request, event)
+        if html:
+            await self.send(text_data=html)
+
+    async def presence_changed(self, event: dict) -> None:
+        html = await database_sync_to_async(live.render_presence)(self.request, event)
+        if html:
+            await self.send(text_data=html)
+
+    def _copy(self, key: tuple, within: float | None) -> bool:
+        """Was this event already received (from the other group it is published to)?"""
+        now = time.monotonic()
+        seen = self.recent.get(key)
+        self.recent[key] = now
+        self.recent.move_to_end(key)
+        while len(self.recent) > RECENT_EVENTS:
+            self.recent.popitem(last=False)
+        return seen is not None and (within is None or now - seen < within)
+
+    # --- Rendering ----------------------------------------------------------------------------
+
+    async def _flush_forever(self) -> None:
+        """Render what the events asked for: the open conversation's fragments at once (after
+        ``MESSAGE_DELAY``, so an event's two copies render once), list rows and counters at
+        most once per ``LIST_INTERVAL``."""
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            await asyncio.sleep(MESSAGE_DELAY)
+            while self.pending:
+                due_in = self.last_list_flush + LIST_INTERVAL - time.monotonic()
+                lists_due = due_in <= 0
+                if self.pending.has_urgent() or (lists_due and self.pending.has_list_work()):
+                    batch = self.pending.take(lists=lists_due)
+                    if lists_due and batch.has_list_work():
+                        self.last_list_flush = time.monotonic()
+                    await self._send_batch(batch)
+                    continue
+                # Only list work left, not due yet: wait for it, or for something urgent.
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), due_in)
+                    await asyncio.sleep(MESSAGE_DELAY)
+                except TimeoutError:
+                    pass
+
+    async def _send_batch(self, batch: live.Batch) -> None:
+        try:
+            html = await database_sync_to_async(live.render_batch)(self.request, self.conversation_id, batch)
+        except Exception:
+            # One fragment that fails to render must not end the console's socket; the next
+            # sync sends it again.
+            logger.exception("could not render live fragments for user %s", self.user.pk)
+            return
+        if html:
+            await self.send(text_data=html)
+
+
+# --- Sync helpers (database) ---------------------------------------------------------------------
+
+
+def _may_connect(user: Any, session: Any) -> bool:
+    from config.security import session_is_usable
+
+    return session_is_usable(user, session)
+
+
+def _groups_for(user: Any, conversation_id: int | None = None) -> tuple[set[str], int | None]:
+    """The groups this user's socket belongs in right now (fresh queries), and the open
+    conversation's id when they may see it (None otherwise)."""
+    inbox_ids = set(access.inboxes_for(user).values_list("pk", flat=True))
+    if access.is_admin(user):
+        supervised = inbox_ids
+    else:
+        supervised = set(access.supervised_inbox_ids(user).values_list("inbox_id", flat=True))
+    groups = {inbox_group(pk) for pk in inbox_ids} | {presence_group(pk) for pk in supervised} | {user_group(user.pk)}
+    if conversation_id is not None and access.conversations_for(user).filter(pk=conversation_id).exists():
+        groups.add(conversation_group(conversation_id))
+        return groups, conversation_id
+    return groups, None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def _time(value: Any) -> datetime | None:
+    """The cursor the server gave the page (epoch seconds), as a datetime."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    now = timezone.now()
+    try:
+        when = datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    # A cursor from the future (forged, or another server's clock) would skip what is coming;
+    # one older than a day asks for too much: the first-sync window is used instead.
+    if when < now - timedelta(days=1):
+        return None
+    return min(when, now)
