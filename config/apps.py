@@ -36,6 +36,9 @@ class TOTPConfig(BaseTOTPConfig):
         super().ready()
         from django_otp.plugins.otp_totp.models import TOTPDevice
 
+        # Connects the login receiver of the idle timeout and the second factor.
+        from config import security  # noqa: F401
+
         rename_model(TOTPDevice, _("TOTP device"), _("TOTP devices"))
 
 
