@@ -200,7 +200,8 @@ def test_it_shows_the_time_left_in_the_window_with_its_deadline_for_the_script(
     # then
     deadline = timezone.localtime(last + timedelta(hours=24))
     assert f'data-deadline="{deadline.isoformat()}"' in html
-    assert f"24-hour window open until {deadline:%H:%M} (3\xa0hours, 29\xa0minutes left)" in html
+    assert f"24-hour window open until {deadline:%a %H:%M}." in html
+    assert ">3\xa0hours, 29\xa0minutes</time>" in html
 
 
 def test_it_says_when_the_window_closed(team, login, make_conversation) -> None:  # noqa: F811
