@@ -364,7 +364,13 @@ WHATSAPP_ACCESS_TOKEN = env_str("WHATSAPP_ACCESS_TOKEN", "demo-access-token" if 
 WHATSAPP_APP_SECRET = env_str("WHATSAPP_APP_SECRET", "demo-app-secret" if EMBEDDED else "")
 WHATSAPP_VERIFY_TOKEN = env_str("WHATSAPP_VERIFY_TOKEN", "demo-verify-token" if EMBEDDED else "")
 WHATSAPP_INBOX_NAME = env_str("WHATSAPP_INBOX_NAME", "WhatsApp")
-WHATSAPP_GRAPH_URL = env_str("WHATSAPP_GRAPH_URL", "https://graph.facebook.com/v24.0").rstrip("/")
+# The embedded mode talks to the app's own Graph API stand-in (demo/graph.py), so nothing
+# reaches Meta and the console's sends succeed. Not under pytest: a test that sends without a
+# fake Graph API must not reach a `make run` that happens to listen on SITE_URL.
+WHATSAPP_GRAPH_URL = env_str(
+    "WHATSAPP_GRAPH_URL",
+    f"{SITE_URL}/demo/graph/v24.0" if DEMO_ENABLED and not RUNNING_TESTS else "https://graph.facebook.com/v24.0",
+).rstrip("/")
 WHATSAPP_HTTP_TIMEOUT = env_float("WHATSAPP_HTTP_TIMEOUT", 15.0)
 # A send whose answer was lost (timeout) waits this long for a status webhook that carries
 # our callback data; then it is marked unconfirmed for a person to decide (never sent again

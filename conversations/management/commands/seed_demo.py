@@ -356,6 +356,10 @@ class Command(BaseCommand):
                 write(f"  {spec.username}  (password from DEMO_PASSWORD; {role})")
             else:
                 write(f"  {spec.username} / {password}  ({role})")
+        if settings.DEMO_ENABLED:
+            # The demo's customer side (demo/phone.py): write as a customer there, answer here.
+            write(f"Console:      {settings.SITE_URL}{reverse('console:index')}")
+            write(f"Phone:        {settings.SITE_URL}{reverse('demo:phone')}  (a customer's WhatsApp, in another tab)")
         write(
             f"Created {created['customers']} customers, {created['conversations']} conversations, "
             f"{created['messages']} messages."
