@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from django.db.models import Q
 from django.urls import reverse
 
+from conversations.labels import message_type_label
 from conversations.models import MEDIA_TYPES, Inbox, Message
 from demo import catalog, payloads
 from demo.network import courier, network
@@ -75,9 +76,16 @@ def bubbles_for(inbox: Inbox, wa_id: str) -> list[Bubble]:
     return bubbles
 
 
-def _media_url(media_id: str) -> str:
-    if media_id and network.get_media(media_id) is not None:
-        return reverse("demo:media", args=[media_id])
+def media_id_of(message: Message) -> str:
+    """Ours: the id the phone uploaded; the business's: the id its upload got."""
+    return message.media_id or str((message.payload or {}).get(message.type, {}).get("id") or "")
+
+
+def _media_url(message: Message) -> str:
+    # The stand-in's copy, else the app's own stored file (the stand-in forgets on a restart).
+    media_id = media_id_of(message)
+    if (media_id and network.get_media(media_id) is not None) or message.media:
+        return reverse("demo:media", args=[message.pk])
     return ""
 
 
@@ -86,12 +94,10 @@ def _bubble(message: Message) -> Bubble:
     bubble = Bubble(message=message, mine=mine, text=message.text)
     content = message.content or {}
     if message.type in MEDIA_TYPES:
-        # Ours: the id the phone uploaded; the business's: the id its upload got.
-        media_id = message.media_id or str((message.payload or {}).get(message.type, {}).get("id") or "")
         bubble.text = message.caption or str(content.get("caption") or "")
         if message.type in ("image", "sticker"):
-            bubble.image_url = _media_url(media_id)
-        bubble.media_label = message.media_filename or message.type
+            bubble.image_url = _media_url(message)
+        bubble.media_label = message.media_filename or message_type_label(message.type)
     elif message.type == "location":
         bubble.location = content
         lat, lon = content.get("latitude"), content.get("longitude")
@@ -118,6 +124,8 @@ def _bubble(message: Message) -> Bubble:
         text, buttons = catalog.render(content)
         bubble.text = text
         bubble.buttons = [Button("template", title, title) for title in buttons]
+    if not (bubble.text or bubble.image_url or bubble.media_label or bubble.location):
+        bubble.text = message_type_label(message.type)
     return bubble
 
 

@@ -12,13 +12,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.db.models import Max
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
-from conversations.models import Customer, Inbox
+from conversations.models import Customer, Inbox, Message
 from demo import chat, customer
 from demo.customer import Identity, PhoneError
 from demo.guard import demo_only
@@ -185,12 +185,21 @@ def send(request: HttpRequest) -> HttpResponse:
 
 @demo_only
 @require_GET
-def media(request: HttpRequest, media_id: str) -> HttpResponse:
-    """A photo on the phone's screen (from the stand-in's memory)."""
-    item = network.get_media(media_id)
-    if item is None:
-        return HttpResponse(status=404)
-    response = HttpResponse(item.content, content_type=item.mime_type)
-    if not item.mime_type.startswith("image/"):
+def media(request: HttpRequest, message_id: int) -> HttpResponse:
+    """A photo on the phone's screen: the stand-in's copy, else the file the app stored."""
+    inbox = customer.demo_inbox()
+    message = Message.objects.filter(pk=message_id, conversation__inbox=inbox).first() if inbox else None
+    if message is None:
+        raise Http404
+    item = network.get_media(chat.media_id_of(message))
+    if item is not None:
+        content, mime = item.content, item.mime_type
+    elif message.media:
+        with message.media.open("rb") as fh:
+            content, mime = fh.read(), message.media_mime
+    else:
+        raise Http404
+    response = HttpResponse(content, content_type=mime or "application/octet-stream")
+    if not mime.startswith("image/"):
         response["Content-Disposition"] = "attachment"
     return response

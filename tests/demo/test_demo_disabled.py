@@ -22,7 +22,7 @@ URLS = [
     ("get", "/demo/phone/?wa_id=5511987650042&name=Maria"),
     ("get", "/demo/phone/chat/?wa_id=5511987650042"),
     ("post", "/demo/phone/send/"),
-    ("get", "/demo/phone/media/1000000000000001/"),
+    ("get", "/demo/phone/media/1/"),
     ("post", "/demo/graph/v24.0/DEMO_TEST_PNID/messages"),
     ("post", "/demo/graph/v24.0/DEMO_TEST_PNID/media"),
     ("get", "/demo/graph/v24.0/1000000000000001"),

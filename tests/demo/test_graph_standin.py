@@ -90,9 +90,9 @@ def test_it_uploads_an_attendant_photo_and_the_phone_shows_it(phone: Phone) -> N
     assert network.get_media(media_id).content == PNG
     wait_for(lambda: _status(message) == Message.Status.DELIVERED)
     chat = phone.chat().text
-    assert f"/demo/phone/media/{media_id}/" in chat
+    assert f"/demo/phone/media/{message.pk}/" in chat
     assert "Mapa" in chat
-    assert phone.http.get(f"/demo/phone/media/{media_id}/").content == PNG
+    assert phone.http.get(f"/demo/phone/media/{message.pk}/").content == PNG
 
 
 def test_it_reports_only_sent_for_a_reaction(phone: Phone) -> None:

@@ -69,7 +69,10 @@ def test_it_sends_an_image_the_business_downloads_through_the_stand_in(phone: Ph
     with message.media.open("rb") as fh:
         assert fh.read() == PNG
     assert network.get_media(message.media_id) is not None
-    assert f"/demo/phone/media/{message.media_id}/" in response.text
+    assert f"/demo/phone/media/{message.pk}/" in response.text
+    # and after a restart (the stand-in forgets its files) the phone shows the stored copy
+    network.reset()
+    assert phone.http.get(f"/demo/phone/media/{message.pk}/").content == PNG
 
 
 def test_it_sends_a_location(phone: Phone) -> None:
