@@ -261,7 +261,14 @@ def reaction_side(side: str) -> str:
 # --- Customers -------------------------------------------------------------------------------------
 
 
-@register.simple_tag
-def customer_phone(customer: Any, full: bool) -> str:
-    """The customer's number, whole or masked (see ``timeline.may_see_phone``)."""
+@register.simple_tag(takes_context=True)
+def customer_phone(context: Any, customer: Any, inbox_id: int) -> str:
+    """The customer's number, whole or masked for the viewer (``timeline.may_see_phone``).
+    Uses ``phone_full`` when the view computed it; otherwise decides for ``request.user`` (a
+    live fragment), and masks when there is no one to decide for."""
+    full = context.get("phone_full")
+    if full is None:
+        request = context.get("request")
+        user = getattr(request, "user", None)
+        full = user is not None and timeline.may_see_phone(user, inbox_id)
     return timeline.display_phone(customer, full=bool(full))

@@ -283,6 +283,30 @@ def test_it_shows_the_whole_number_only_to_admins_and_the_inboxs_supervisors(
     assert timeline.may_see_phone(team.supervisor, team.other_inbox.pk) is False
 
 
+def test_it_decides_the_phone_for_the_viewer_in_a_fragment_rendered_without_the_page(
+    team,  # noqa: F811
+    make_conversation,  # noqa: F811
+    rf,
+) -> None:
+    # given: the header partial as the live socket renders it (a request, no phone_full)
+    from django.template.loader import render_to_string
+
+    conversation = make_conversation()
+    conversation.customer.phone = "+5511987654321"
+    conversation.customer.save()
+
+    def header_for(user) -> str:
+        request = rf.get("/")
+        request.user = user
+        context = {"conversation": conversation, "request": request}
+        return render_to_string("console/conversation.html#header", context, request)
+
+    # when / then
+    assert "+55 11 98765-4321" in header_for(team.supervisor)
+    assert "+55 11 9****-4321" in header_for(team.ana)
+    assert "+55 11 9****-4321" in render_to_string("console/conversation.html#header", {"conversation": conversation})
+
+
 def test_it_lists_only_the_customers_earlier_conversations_this_user_may_see(
     team,  # noqa: F811
     login,  # noqa: F811
