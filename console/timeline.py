@@ -26,6 +26,7 @@ Decisions documented here:
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import phonenumbers
@@ -302,9 +303,44 @@ INLINE_TYPES = {
 DOWNLOAD_TYPES = ALLOWED_MIME_TYPES["document"]
 
 
+# Players (audio, video) ask for byte ranges to seek; Safari will not play a video without them.
+RANGE_TYPES = frozenset({"audio", "video"})
+BYTE_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class RangeNotSatisfiable(Exception):
+    pass
+
+
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The one range of a ``Range: bytes=...`` header as (first, last) byte, or None to send the
+    whole file (no header, several ranges, another unit). Raises when it starts past the end."""
+    found = BYTE_RANGE.match(header.strip())
+    if found is None or not (found.group(1) or found.group(2)):
+        return None
+    if found.group(1):
+        first = int(found.group(1))
+        last = int(found.group(2)) if found.group(2) else size - 1
+    else:
+        first, last = max(0, size - int(found.group(2))), size - 1
+    last = min(last, size - 1)
+    if first >= size or first > last:
+        raise RangeNotSatisfiable
+    return first, last
+
+
+def _secure(response: HttpResponse) -> HttpResponse:
+    response["X-Content-Type-Options"] = "nosniff"
+    # Even if a browser were talked into rendering it, the file runs nothing and loads nothing.
+    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+    response["Cache-Control"] = "private, max-age=3600"
+    response["Cross-Origin-Resource-Policy"] = "same-origin"
+    return response
+
+
 @login_required
 @require_GET
-def media(request: HttpRequest, message_id: int) -> FileResponse:
+def media(request: HttpRequest, message_id: int) -> HttpResponse:
     """A message's file, after the access check, never from a public URL. Images, stickers,
     audio and video of the types WhatsApp allows are shown inline; documents (and anything
     else) are downloads with their original name, so no file a customer sent runs as a page
@@ -318,16 +354,32 @@ def media(request: HttpRequest, message_id: int) -> FileResponse:
         mime = "application/octet-stream"
     try:
         handle = message.media.open("rb")
+        size = message.media.size
     except (FileNotFoundError, OSError):
         raise Http404 from None
+    seekable = inline and message.type in RANGE_TYPES
+    try:
+        wanted = byte_range(request.headers.get("Range", ""), size) if seekable else None
+    except RangeNotSatisfiable:
+        handle.close()
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+        return _secure(response)
+    if wanted is not None:
+        first, last = wanted
+        # Audio and video are at most 16 MB (WhatsApp's limit), so a part fits in memory.
+        with handle:
+            handle.seek(first)
+            part = handle.read(last - first + 1)
+        response = HttpResponse(part, status=206, content_type=mime)
+        response["Content-Range"] = f"bytes {first}-{last}/{size}"
+        response["Accept-Ranges"] = "bytes"
+        return _secure(response)
     filename = message.media_filename or message.media.name.rsplit("/", 1)[-1]
     response = FileResponse(handle, content_type=mime, as_attachment=not inline, filename=filename)
-    response["X-Content-Type-Options"] = "nosniff"
-    # Even if a browser were talked into rendering it, the file runs nothing and loads nothing.
-    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
-    response["Cache-Control"] = "private, max-age=3600"
-    response["Cross-Origin-Resource-Policy"] = "same-origin"
-    return response
+    if seekable:
+        response["Accept-Ranges"] = "bytes"
+    return _secure(response)
 
 
 urlpatterns = [

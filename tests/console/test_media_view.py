@@ -192,3 +192,41 @@ def test_it_never_exposes_a_public_media_url_on_the_page(team, login, make_conve
     assert f'src="/console/media/{image.pk}/"' in html
     assert image.media.name not in html
     assert "/media/" not in html.replace("/console/media/", "")
+
+
+def test_it_answers_a_players_byte_range(team, login, make_conversation) -> None:  # noqa: F811
+    # given
+    video = _with_file(make_conversation(), "video", "video/mp4", b"0123456789")
+    client = login(team.ana)
+    # when
+    whole = client.get(_url(video))
+    middle = client.get(_url(video), HTTP_RANGE="bytes=2-5")
+    tail = client.get(_url(video), HTTP_RANGE="bytes=-3")
+    open_ended = client.get(_url(video), HTTP_RANGE="bytes=7-")
+    beyond = client.get(_url(video), HTTP_RANGE="bytes=20-30")
+    # then
+    assert whole["Accept-Ranges"] == "bytes"
+    assert (middle.status_code, middle.content, middle["Content-Range"]) == (206, b"2345", "bytes 2-5/10")
+    assert middle["Content-Type"] == "video/mp4" and middle["X-Content-Type-Options"] == "nosniff"
+    assert (tail.status_code, tail.content) == (206, b"789")
+    assert (open_ended.status_code, open_ended.content) == (206, b"789")
+    assert (beyond.status_code, beyond["Content-Range"]) == (416, "bytes */10")
+
+
+def test_it_sends_a_document_whole_whatever_range_is_asked(team, login, make_conversation) -> None:  # noqa: F811
+    # given
+    document = _with_file(make_conversation(), "document", "application/pdf", PDF)
+    # when
+    response = login(team.ana).get(_url(document), HTTP_RANGE="bytes=0-3")
+    # then
+    assert response.status_code == 200
+    assert _body(response) == PDF
+
+
+def test_it_checks_access_before_answering_a_range(team, login, make_conversation) -> None:  # noqa: F811
+    # given
+    video = _with_file(make_conversation(inbox=team.other_inbox), "video", "video/mp4", b"0123456789")
+    # when
+    response = login(team.ana).get(_url(video), HTTP_RANGE="bytes=0-3")
+    # then
+    assert response.status_code == 404
