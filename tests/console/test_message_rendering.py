@@ -325,3 +325,28 @@ def test_it_keeps_hostile_text_inert_in_a_reply_quote(team, login, make_conversa
     # then
     assert "&lt;img src=x onerror=alert(1)&gt;" in _element(html, reply)
     assert "<img src=x" not in html
+
+
+def test_it_names_who_wrote_each_message(team, login, make_conversation) -> None:  # noqa: F811
+    # given: the customer has no profile name
+    conversation = make_conversation()
+    conversation.customer.name = ""
+    conversation.customer.save()
+    customer = Message.objects.create(
+        conversation=conversation,
+        direction=Message.Direction.IN,
+        sender_kind=Message.SenderKind.CUSTOMER,
+        type="text",
+        text="oi",
+    )
+    bot = _outbound(conversation, sender_kind=Message.SenderKind.BOT)
+    attendant = _outbound(conversation, sender=team.ana)
+    phone = _outbound(conversation, sender_kind=Message.SenderKind.PHONE_APP)
+    # when
+    html = _page(login(team.supervisor), conversation)
+    # then
+    sender = re.compile(r'<span class="msg__sender">([^<]*)</span>')
+    assert sender.search(_element(html, customer)).group(1) == "Customer"
+    assert sender.search(_element(html, bot)).group(1) == "Bot"
+    assert sender.search(_element(html, attendant)).group(1) == "Ana"
+    assert sender.search(_element(html, phone)).group(1) == "WhatsApp Business app"

@@ -52,9 +52,20 @@
     if (!box || !target || !target.classList || !target.classList.contains("timeline__more")) return;
     box.dataset.loadingOlder = String(box.scrollHeight - box.scrollTop);
   });
+  // Each page starts with its first day's separator: once an older page of the same day sits
+  // above it, that separator repeats the one before it.
+  function dropRepeatedDays() {
+    var previous = null;
+    document.querySelectorAll("#timeline-messages .timeline__day").forEach(function (day) {
+      if (previous !== null && day.textContent === previous) day.remove();
+      else previous = day.textContent;
+    });
+  }
+
   document.addEventListener("htmx:afterSettle", function () {
     var box = timeline();
     if (box && box.dataset.loadingOlder) {
+      dropRepeatedDays();
       box.scrollTop = box.scrollHeight - Number(box.dataset.loadingOlder);
       delete box.dataset.loadingOlder;
     }
