@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit
 
 from django import template
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -227,6 +228,14 @@ def as_datetime(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value
     return parse_datetime(value) if isinstance(value, str) else None
+
+
+@register.filter
+def iso(value: datetime | None) -> str:
+    """A local ISO 8601 time to the second, which every browser's Date.parse reads."""
+    if not isinstance(value, datetime):
+        return ""
+    return timezone.localtime(value).replace(microsecond=0).isoformat()
 
 
 @register.filter
