@@ -44,7 +44,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils import timezone
 
-from console import live
+from console import live, presence
 from conversations import access
 from conversations.events import conversation_group, inbox_group
 from handoffs.services import presence_group, user_group
@@ -190,7 +190,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=html)
 
     async def presence_changed(self, event: dict) -> None:
-        html = await database_sync_to_async(live.render_presence)(self.request, event)
+        html = await database_sync_to_async(presence.render_event)(self.request, event)
         if html:
             await self.send(text_data=html)
 

@@ -344,18 +344,3 @@ def render_typing(request: HttpRequest, event: dict) -> str:
         return _render(
             f"{LIVE}#typing", {"conversation_id": event["conversation_id"], "name": event.get("name", "")}, request
         )
-
-
-def render_presence(request: HttpRequest, event: dict) -> str:
-    """A presence change: my own control (every tab of mine), or a member's line in the team
-    list of a supervisor of that inbox (checked again now)."""
-    from console import presence
-
-    with translation.override(request.LANGUAGE_CODE):
-        user = request.user
-        if event["user_id"] == user.pk and "inbox_id" not in event:
-            return presence.render_control(request)
-        inbox_id = event.get("inbox_id")
-        if inbox_id is None or not presence.may_watch(user, inbox_id):
-            return ""
-        return presence.render_member(request, inbox_id, event["user_id"])

@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import URLPattern, path
+from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
@@ -82,6 +83,7 @@ def _members(inbox_ids: list[int], only_user: int | None = None) -> dict[int, li
         by_inbox[membership.inbox_id].append(
             {
                 "user": membership.user,
+                "inbox_id": membership.inbox_id,
                 "name": membership.user.get_full_name() or membership.user.get_username(),
                 "role_label": membership.get_role_display(),
                 "presence": state,
@@ -98,7 +100,20 @@ def render_member(request: HttpRequest, inbox_id: int, user_id: int) -> str:
     members = _members([inbox_id], only_user=user_id).get(inbox_id) or []
     if not members:
         return ""
-    return render_to_string(f"{TEMPLATE}#member", {"member": members[0], "inbox_id": inbox_id}, request)
+    return render_to_string(f"{TEMPLATE}#member", {"member": members[0]}, request)
+
+
+def render_event(request: HttpRequest, event: dict) -> str:
+    """A ``presence.changed`` event for the socket: my own control (every tab of mine), or a
+    member's line in the team list of a supervisor of that inbox (checked again now)."""
+    with translation.override(request.LANGUAGE_CODE):
+        user = request.user
+        if event["user_id"] == user.pk and "inbox_id" not in event:
+            return render_control(request)
+        inbox_id = event.get("inbox_id")
+        if inbox_id is None or not may_watch(user, inbox_id):
+            return ""
+        return render_member(request, inbox_id, event["user_id"])
 
 
 # --- Views -----------------------------------------------------------------------------------------

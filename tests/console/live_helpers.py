@@ -129,8 +129,13 @@ async def frames(communicator: WebsocketCommunicator, timeout: float = 1.0) -> l
 async def sync(
     communicator: WebsocketCommunicator, conversation: int | None, *, after: int = 0, since: str | None = None
 ) -> list[str]:
+    """Ask for a sync and return every frame up to its answer (the one with the cursor), and
+    whatever follows it closely."""
     await communicator.send_json_to({"type": "sync", "conversation": conversation, "after": after, "since": since})
-    return await frames(communicator)
+    out = []
+    while not any("data-live-cursor" in frame for frame in out):
+        out.append(await communicator.receive_from(timeout=10))
+    return out + await frames(communicator, timeout=0.3)
 
 
 # --- What the browser does with the frames (live.js), in Python ---------------------------------
