@@ -1,6 +1,9 @@
 """Catch-up: a console that missed live events (Redis restarted while rows were committed, or
 its socket was down) gets everything on its next sync, each element exactly once."""
 
+# The fixtures are imported from live_helpers, and pytest passes them back as arguments.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 from datetime import timedelta

@@ -1,6 +1,9 @@
 """The console's websocket (/ws/console/): who may connect, and that each user gets the
 fragments of what they may see, and nothing else."""
 
+# The fixtures are imported from live_helpers, and pytest passes them back as arguments.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,8 @@
 """Presence: attendants say online, away or offline; supervisors see who is where, live."""
 
+# The fixtures are imported from live_helpers, and pytest passes them back as arguments.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import pytest
