@@ -142,6 +142,10 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Idle timeout and the second factor (after OTP, which tells whether the session is verified).
+    "config.security.SessionSecurityMiddleware",
+    # CSP, Permissions-Policy on every response.
+    "config.security.SecurityHeadersMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Axes must be last: it reads the outcome of authentication.
     "axes.middleware.AxesMiddleware",
@@ -300,20 +304,51 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+# Staff log in to the console (console/accounts.py); the admin keeps its own login page, and
+# the second factor (config/security.py) applies to both.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/console/"
+LOGOUT_REDIRECT_URL = "login"
+# Lockouts (django-axes): failures are counted per username (from any address) and per IP
+# address (for any username), each against its own limit (config/security.AxesHandler). One
+# person mistyping their password locks only their username, not the whole office behind the
+# same NAT address; one address trying many usernames is locked after AXES_IP_FAILURE_LIMIT.
+AXES_HANDLER = "config.security.AxesHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 10)
 AXES_COOLOFF_TIME = env_float("AXES_COOLOFF_HOURS", 1.0)
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# The pt-BR lockout page (templates/registration/lockout.html).
+AXES_LOCKOUT_CALLABLE = "config.security.lockout_response"
+AXES_RESET_ON_SUCCESS = True
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
 OTP_TOTP_ISSUER = "Atende"
 
 # --- I18N ---------------------------------------------------------------------------------
 LANGUAGE_CODE = "pt-br"
 LANGUAGES = [("pt-br", _("Brazilian Portuguese")), ("en", _("English"))]
+AXES_IP_FAILURE_LIMIT = env_int("AXES_IP_FAILURE_LIMIT", 50)
 LOCALE_PATHS = [BASE_DIR / "locale"]
 # Short numeric dates for pt-BR (config/formats/pt_BR/formats.py); other languages keep Django's.
 FORMAT_MODULE_PATH = ["config.formats"]
+# Behind the TLS proxy every request comes from the proxy's address: the client's is the last
+# X-Forwarded-For entry (the one the proxy appended; earlier ones are the client's to forge).
+AXES_CLIENT_IP_CALLABLE = "config.security.client_ip"
+# Two-factor authentication (TOTP, django-otp; enrollment at /accounts/2fa/): required for
+# superusers and supervisors in production, optional elsewhere unless OTP_REQUIRED_FOR_EVERYONE.
+# The embedded demo relaxes it (seed_demo says so where it prints the logins).
 TIME_ZONE = env_str("TIME_ZONE", "America/Sao_Paulo")
+# pytest (only pytest, see RUNNING_TESTS) runs without it, like SECURE_SSL_REDIRECT: the
+# tests of the second factor turn it on themselves.
+OTP_REQUIRED_FOR_STAFF_ROLES = env_bool("OTP_REQUIRED_FOR_STAFF_ROLES", PRODUCTION and not RUNNING_TESTS)
+OTP_REQUIRED_FOR_EVERYONE = env_bool("OTP_REQUIRED_FOR_EVERYONE", False)
+# Backup codes shown once at enrollment (each works once, in place of a TOTP code).
+OTP_BACKUP_CODES = 10
+# Sessions: logged out after SESSION_IDLE_MINUTES without a request, and after SESSION_MAX_HOURS
+# in any case (a workday); a password change logs every other session out (Django checks the
+# password hash stored in each session).
+SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 60)
+SESSION_COOKIE_AGE = env_int("SESSION_MAX_HOURS", 12) * 3600
+SESSION_COOKIE_SAMESITE = "Lax"
 USE_I18N = True
 USE_TZ = True
 
@@ -360,6 +395,27 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 WHATSAPP_PHONE_NUMBER_ID = env_str("WHATSAPP_PHONE_NUMBER_ID", "106540352242922" if EMBEDDED else "")
 WHATSAPP_DISPLAY_NUMBER = env_str("WHATSAPP_DISPLAY_NUMBER", "15550783881" if EMBEDDED else "")
 WHATSAPP_WABA_ID = env_str("WHATSAPP_WABA_ID", "102290129340398" if EMBEDDED else "")
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Every HTML response carries a Content-Security-Policy with no inline scripts
+# (config/security.SecurityHeadersMiddleware adds the websocket origin to connect-src).
+# Styles: files only, but style="" attributes are allowed (the admin and a few widgets set
+# them; they cannot run code).
+CSP_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "style-src-attr": "'unsafe-inline'",
+    "img-src": "'self' data: blob:",
+    "media-src": "'self' blob:",
+    "font-src": "'self'",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
 WHATSAPP_ACCESS_TOKEN = env_str("WHATSAPP_ACCESS_TOKEN", "demo-access-token" if EMBEDDED else "")
 WHATSAPP_APP_SECRET = env_str("WHATSAPP_APP_SECRET", "demo-app-secret" if EMBEDDED else "")
 WHATSAPP_VERIFY_TOKEN = env_str("WHATSAPP_VERIFY_TOKEN", "demo-verify-token" if EMBEDDED else "")
