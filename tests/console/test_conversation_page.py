@@ -428,14 +428,21 @@ def test_it_sends_no_read_receipt_for_a_reader_who_does_not_answer(
     assert _reads(fake_graph) == []
 
 
-def test_it_sends_no_read_receipt_after_the_window_and_tries_again_later(
+def test_it_sends_no_read_receipt_while_sending_is_refused_and_tries_again_later(
     team,  # noqa: F811
     login,  # noqa: F811
     make_conversation,  # noqa: F811
     fake_graph,
     django_capture_on_commit_callbacks,
 ) -> None:
-    # given: the inbox is paused (sending refused)
+    # given: the inbox is paused (sending refused), and another conversation's window closed
+    expired = make_conversation(
+        status=Conversation.Status.ASSIGNED, assignee=team.ana, last_inbound=timezone.now() - timedelta(days=2)
+    )
+    old = _inbound(expired, at=timezone.now() - timedelta(days=2))[0]
+    with django_capture_on_commit_callbacks(execute=True):
+        login(team.ana).get(_url(expired))
+    assert cache.get(timeline.read_receipt_key(old.pk)) is None
     conversation = make_conversation(status=Conversation.Status.ASSIGNED, assignee=team.ana)
     message = _inbound(conversation)[0]
     team.inbox.sending_paused_reason = "token expirado"
@@ -513,3 +520,52 @@ def test_it_renders_the_page_in_the_same_number_of_queries_whatever_its_length(
         assert client.get(_url(long)).status_code == 200
     with django_assert_max_num_queries(40):
         client.get(_url(long))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_it_sends_one_read_receipt_when_two_tabs_open_at_once(
+    team,  # noqa: F811
+    make_conversation,  # noqa: F811
+    fake_graph,
+    monkeypatch,
+) -> None:
+    # given: the attendant opens the conversation in four tabs at the same moment, and the
+    # cache answers reads slowly (a check-then-set would let every tab through)
+    import threading
+    import time
+
+    from django.db import connection
+
+    class SlowReads:
+        def __getattr__(self, name: str):
+            return getattr(cache, name)
+
+        def get(self, *args, **kwargs):
+            time.sleep(0.2)
+            return cache.get(*args, **kwargs)
+
+    monkeypatch.setattr(timeline, "cache", SlowReads())
+
+    conversation = make_conversation(status=Conversation.Status.ASSIGNED, assignee=team.ana)
+    message = _inbound(conversation)[0]
+    fresh = Conversation.objects.select_related("inbox", "customer").get(pk=conversation.pk)
+    start = threading.Barrier(4)
+    marked: list[Message | None] = []
+
+    def open_tab() -> None:
+        try:
+            start.wait()
+            marked.append(timeline.mark_read_on_open(team.ana, fresh))
+        finally:
+            connection.close()
+
+    # when
+    tabs = [threading.Thread(target=open_tab) for _ in range(4)]
+    for tab in tabs:
+        tab.start()
+    for tab in tabs:
+        tab.join()
+    # then
+    assert [m.pk for m in marked if m is not None] == [message.pk]
+    assert _reads(fake_graph) == [message.wamid]
