@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
@@ -25,4 +25,7 @@ urlpatterns = [
     # Content-Security-Policy forbids inline scripts.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     *router.urls,
+    # Anything else under /api/ (an id that is not a number, a typo) answers in JSON, like
+    # the rest of the API, not with the site's HTML 404 page.
+    re_path(r"", views.not_found),
 ]

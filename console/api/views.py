@@ -19,10 +19,17 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
-from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
+from rest_framework.decorators import (
+    action,
+    api_view,
+    authentication_classes,
+    permission_classes,
+    throttle_classes,
+)
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
@@ -76,7 +83,27 @@ def _refusals(*codes: int) -> dict[int, OpenApiResponse]:
         404: "No such conversation among those this user may see.",
         409: "Not in this state (closed, someone else took it, window closed, inbox paused).",
     }
-    return {code: OpenApiResponse(DetailSerializer, description=meaning[code]) for code in codes}
+    return {
+        code: OpenApiResponse(BAD_REQUEST if code == 400 else DetailSerializer, description=meaning[code])
+        for code in codes
+    }
+
+
+# A refusal has ``detail``; a body that does not validate has its fields' errors instead.
+BAD_REQUEST: dict[str, Any] = {
+    "type": "object",
+    "properties": {"detail": {"type": "string"}},
+    "additionalProperties": True,
+}
+
+
+@extend_schema(exclude=True)
+@api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+@permission_classes([AllowAny])
+@authentication_classes([])
+@throttle_classes([])
+def not_found(request: Request) -> Response:
+    raise NotFound
 
 
 CONVERSATION_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The conversation's id.")
