@@ -112,6 +112,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    # Swagger UI's files for /api/docs/, served by us (no CDN).
+    "drf_spectacular_sidecar",
     "django_otp",
     # Portuguese names for the admin sections of these four (config/apps.py).
     "config.apps.StaticTokensConfig",
@@ -452,14 +454,44 @@ HEALTH_WEBHOOK_DISPATCH_SECONDS = env_float("HEALTH_WEBHOOK_DISPATCH_SECONDS", 3
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES + 64 * 1024
 
 # --- API ----------------------------------------------------------------------------------
+# The API (console/api/): the console's operations and access rules, for scripts and
+# integrations. Session (the browser, CSRF-checked) or token (``Authorization: Token <key>``,
+# made in the admin or by the user at POST /api/auth/token/). Throttled per user: every
+# request, and sends more strictly (each one is a WhatsApp message a customer receives).
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_CLASSES": ["console.api.throttles.UserThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env_str("API_THROTTLE_RATE", "600/min"),
+        "sends": env_str("API_SEND_THROTTLE_RATE", "60/min"),
+    },
 }
-SPECTACULAR_SETTINGS = {"TITLE": "Atende API", "VERSION": "0.1.0"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Atende API",
+    "DESCRIPTION": "Conversations, messages, customers, canned responses, labels and templates, with the "
+    "console's access rules.",
+    "VERSION": "1.0.0",
+    # The schema and the docs are for logged-in staff, like the API itself.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's files from drf-spectacular-sidecar (our static files), never a CDN: the
+    # Content-Security-Policy allows scripts from 'self' only.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ConversationStatusEnum": "conversations.models.Conversation.Status",
+        "MessageStatusEnum": "conversations.models.Message.Status",
+    },
+}
 
 # --- Logging ------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
