@@ -273,6 +273,9 @@ class SecurityHeadersMiddleware:
 
 def content_security_policy(request: HttpRequest) -> str:
     policy = dict(settings.CSP_POLICY)
+    for prefix, overrides in settings.CSP_PATH_OVERRIDES.items():
+        if request.path.startswith(prefix):
+            policy.update(overrides)
     # The console's websocket: 'self' covers ws:// and wss:// of this host in current
     # browsers, older ones need the origin spelled out.
     try:

@@ -338,3 +338,22 @@ def test_it_has_no_inline_script_in_the_account_templates(template: str) -> None
     for chunk in source.split("<script")[1:]:
         assert chunk.lstrip().startswith("src="), chunk[:80]
     assert " onclick=" not in source and " onload=" not in source and "javascript:" not in source
+
+
+def test_it_turns_off_htmx_inline_styles_and_eval_the_policy_would_block(client: Client) -> None:
+    # when
+    body = client.get("/accounts/login/").content.decode()
+
+    # then
+    assert '<meta name="htmx-config" content=\'{"includeIndicatorStyles": false, "allowEval": false}\'>' in body
+
+
+def test_it_relaxes_only_styles_and_only_for_the_api_docs(client: Client) -> None:
+    # when
+    docs = client.get("/api/docs/")
+    login = client.get("/accounts/login/")
+
+    # then
+    assert "style-src 'self' 'unsafe-inline'" in docs["Content-Security-Policy"]
+    assert "script-src 'self';" in docs["Content-Security-Policy"]
+    assert "style-src 'self';" in login["Content-Security-Policy"]
