@@ -126,8 +126,18 @@ def counters_context(user: Any, *, supervisor: bool | None = None) -> dict[str, 
     """What the ``counters`` partial needs (the live socket re-renders it with this)."""
     if supervisor is None:
         supervisor = may_see_all(user)
-    # Open conversations only: for those, what one may see and what one may act on coincide.
-    counts = access.writable_conversations_for(user).view_counts(user)
+    # The access rule (conversations/access.py) restricted to open conversations, spelled so
+    # the database counts from one partial index without visiting a row: in the user's inboxes,
+    # the queue and the bot's are everyone's, "assigned" only their own, and "open" adds every
+    # open conversation of the inboxes they supervise. (With the rule's OR in the WHERE clause
+    # the planner visits every open row: 15 ms instead of 1 with 100k conversations.)
+    if access.is_admin(user):
+        counts = Conversation.objects.view_counts(user)
+    else:
+        counts = Conversation.objects.in_inboxes(access.member_inbox_ids(user)).view_counts(
+            user,
+            Q(inbox_id__in=access.supervised_inbox_ids(user)) | Q(status__in=access.UNOWNED) | Q(assignee=user),
+        )
     return {
         "counters": [
             {"view": key, "label": label, "count": counts["open" if key == "all" else key]}
@@ -163,6 +173,11 @@ def _rows(user: Any, filters: Filters, options: dict[str, Any]) -> tuple[list[Co
         qs = base.with_bot().recent_first()
     else:
         qs = base.recent_first()
+    if not access.is_admin(user):
+        # Redundant with the access rule (these are the user's inboxes), but as literal values
+        # the check is a cheap filter on each row the planner walks, made before any costlier
+        # one (a search's per-conversation check); as the rule's subquery it is a join after.
+        qs = qs.in_inboxes([inbox.pk for inbox in options["inboxes"]])
     if filters.status:
         qs = qs.filter(status=filters.status)
     # Ids from the query string count only when they are among this user's options.
@@ -178,18 +193,26 @@ def _rows(user: Any, filters: Filters, options: dict[str, Any]) -> tuple[list[Co
     )
     if filters.q:
         qs = search.visible_matches(qs, filters.q)
+    # Two steps: the page's ids first (an index walk and a top-N sort over narrow rows), then
+    # those rows with customer, inbox, assignee, labels and last message. Joined in one query,
+    # the planner joins every candidate (a thousand waiting conversations) to its customer
+    # before sorting and cutting the page.
+    start = (filters.page - 1) * PAGE_SIZE
+    ids = list(qs.values_list("pk", flat=True)[start : start + PAGE_SIZE + 1])
     last = (
         Message.objects.filter(conversation_id=OuterRef("pk"))
         .exclude(direction=Message.Direction.INTERNAL)
         .order_by("-wa_timestamp", "-id")
     )
-    start = (filters.page - 1) * PAGE_SIZE
-    rows = list(
-        qs.annotate(
-            preview=Subquery(last.values("text")[:1]), preview_type=Subquery(last.values("type")[:1])
-        ).prefetch_related("labels")[start : start + PAGE_SIZE + 1]
+    loaded = (
+        Conversation.objects.filter(pk__in=ids[:PAGE_SIZE])
+        .select_related("inbox", "customer", "assignee")
+        .annotate(preview=Subquery(last.values("text")[:1]), preview_type=Subquery(last.values("type")[:1]))
+        .prefetch_related("labels")
+        .in_bulk()
     )
-    return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+    rows = [loaded[pk] for pk in ids[:PAGE_SIZE] if pk in loaded]
+    return rows, len(ids) > PAGE_SIZE
 
 
 def list_context(request: HttpRequest) -> dict[str, Any]:

@@ -15,13 +15,16 @@ message matched (``snippets``): one query for the page, never one per row.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Iterable
+from typing import Any
 
 from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import connection
-from django.db.models import Func, Q, QuerySet
+from django.db.models import Exists, Func, OuterRef, Q, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
@@ -32,6 +35,9 @@ NAME_CONFIG = "simple_unaccent"
 MIN_PHONE_DIGITS = 4
 MAX_WORDS = 8
 SNIPPET_CHARS = 120
+# Above this many matching messages (the planner's estimate), a search walks the list instead
+# of collecting every match (see ``matching``).
+COMMON_MATCHES = 5000
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -40,14 +46,22 @@ def is_postgres() -> bool:
 
 
 class MessageDocument(Func):
-    """``to_tsvector('portuguese_unaccent', text || ' ' || caption)``: conv_message_search_idx."""
+    """``to_tsvector('portuguese_unaccent', text || ' ' || caption)``: conv_message_search_idx.
+
+    ``indexed=False`` spells the same document so that it does not match the index
+    (``COALESCE`` on columns that are never NULL): for a page's few hundred messages, read by
+    conversation, checking each is cheaper than the whole index's matches for a common word.
+    """
 
     template = f"to_tsvector('{MESSAGE_CONFIG}'::regconfig, %(expressions)s)"
     arg_joiner = " || ' ' || "
     output_field = SearchVectorField()
 
-    def __init__(self) -> None:
-        super().__init__("text", "caption")
+    def __init__(self, *, indexed: bool = True) -> None:
+        if indexed:
+            super().__init__("text", "caption")
+        else:
+            super().__init__(Coalesce("text", Value("")), Coalesce("caption", Value("")))
 
 
 class NameDocument(Func):
@@ -82,18 +96,50 @@ def matching(text: str) -> Q | None:
     if not found:
         return Q(pk__in=[])
     phone = Q(phone__contains=digits) if len(digits) >= MIN_PHONE_DIGITS else Q(pk__in=[])
-    if is_postgres():
-        customers = Customer.objects.alias(doc=NameDocument()).filter(Q(doc=_tsquery(found, NAME_CONFIG)) | phone)
-        messages = Message.objects.alias(doc=MessageDocument()).filter(doc=_tsquery(found, MESSAGE_CONFIG))
-    else:
+    if not is_postgres():
         name = Q()
         body = Q()
         for word in found:
             name &= Q(name__icontains=word)
             body &= Q(text__icontains=word) | Q(caption__icontains=word)
-        customers = Customer.objects.filter(name | phone)
-        messages = Message.objects.filter(body)
-    return Q(customer_id__in=customers.values("pk")) | Q(pk__in=messages.values("conversation_id"))
+        return Q(customer_id__in=Customer.objects.filter(name | phone).values("pk")) | Q(
+            pk__in=Message.objects.filter(body).values("conversation_id")
+        )
+
+    customers = Customer.objects.alias(doc=NameDocument()).filter(Q(doc=_tsquery(found, NAME_CONFIG)) | phone)
+    query = _tsquery(found, MESSAGE_CONFIG)
+    messages = Message.objects.alias(doc=MessageDocument()).filter(doc=query)
+    if _estimated_rows(messages) <= COMMON_MATCHES:
+        # A rare word: the matching customers and messages, from the GIN indexes, are few.
+        # Read their ids first (one query): as lists of values the planner fetches exactly
+        # those conversations by index and sorts them; as subqueries it guesses their number
+        # and scans every visible conversation.
+        found_ids = (
+            customers.order_by()
+            .annotate(kind=Value(1))
+            .values_list("kind", "pk")
+            .union(messages.order_by().annotate(kind=Value(2)).values_list("kind", "conversation_id"))
+        )
+        customer_ids: list[int] = []
+        conversation_ids: list[int] = []
+        for kind, pk in found_ids:
+            (customer_ids if kind == 1 else conversation_ids).append(pk)
+        return Q(customer_id__in=sorted(customer_ids)) | Q(pk__in=sorted(conversation_ids))
+    # A common word ("pedido" is in a fifth of a shop's messages): fetching every match to show
+    # 25 conversations is the slow way. Walk the list in its order instead, checking each
+    # conversation's own few messages, until the page is full. The correlation is a range on
+    # purpose: an equality would let the planner turn EXISTS back into "every match, hashed".
+    own = Message.objects.alias(doc=MessageDocument(indexed=False)).filter(
+        doc=query, conversation_id__gte=OuterRef("pk"), conversation_id__lte=OuterRef("pk")
+    )
+    return Q(customer_id__in=customers.values("pk")) | Q(Exists(own))
+
+
+def _estimated_rows(qs: QuerySet[Any]) -> int:
+    """The planner's estimate of how many rows ``qs`` returns (from the statistics of the
+    expression index: no row is read)."""
+    plan = json.loads(qs.explain(format="json"))
+    return int(plan[0]["Plan"]["Plan Rows"])
 
 
 def snippets(text: str, conversations: Iterable[Conversation]) -> dict[int, SafeString]:
@@ -106,7 +152,7 @@ def snippets(text: str, conversations: Iterable[Conversation]) -> dict[int, Safe
     base = Message.objects.filter(conversation_id__in=ids).exclude(direction=Message.Direction.INTERNAL)
     if is_postgres():
         rows = (
-            base.alias(doc=MessageDocument())
+            base.alias(doc=MessageDocument(indexed=False))
             .filter(doc=_tsquery(found, MESSAGE_CONFIG))
             .order_by("conversation_id", "-wa_timestamp", "-id")
             .distinct("conversation_id")

@@ -66,8 +66,17 @@ def found(client: Any, q: str, view: str = "queue") -> list[int]:
     return [conversation.pk for conversation in response.context["conversations"]]
 
 
+@pytest.fixture(params=["rare", "common"])
+def strategy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways PostgreSQL searches: matches collected from the GIN indexes (a rare word), or
+    the list walked with each conversation's messages checked (a common word)."""
+    if request.param == "common":
+        monkeypatch.setattr(search, "COMMON_MATCHES", -1)
+    return request.param
+
+
 @pytest.mark.django_db
-def test_it_finds_by_name_phone_and_message_text(client: Any, people: Any, chat: Any) -> None:
+def test_it_finds_by_name_phone_and_message_text(client: Any, people: Any, chat: Any, strategy: str) -> None:
     # given
     maria = chat("Maria Pereira", "Bom dia")
     phone = chat("Carlos", "Oi", wa_id="5531987650003")
@@ -87,7 +96,7 @@ def test_it_finds_by_name_phone_and_message_text(client: Any, people: Any, chat:
 
 @pytest.mark.django_db
 @pytest.mark.postgres
-def test_it_folds_accents_on_postgres(client: Any, people: Any, chat: Any) -> None:
+def test_it_folds_accents_on_postgres(client: Any, people: Any, chat: Any, strategy: str) -> None:
     # given
     joao = chat("João Araújo", "Oi")
     sugar = chat("Fernanda", "Vocês têm açúcar mascavo?")
@@ -136,7 +145,7 @@ def test_it_shows_the_matching_message_on_every_database(client: Any, people: An
 
 
 @pytest.mark.django_db
-def test_it_searches_only_what_the_user_may_see(client: Any, people: Any, chat: Any) -> None:
+def test_it_searches_only_what_the_user_may_see(client: Any, people: Any, chat: Any, strategy: str) -> None:
     # given: a match in another inbox, and one assigned to someone else
     other_user = User.objects.create_user("bruno")
     Membership.objects.create(user=other_user, inbox=people.inbox)
@@ -154,7 +163,7 @@ def test_it_searches_only_what_the_user_may_see(client: Any, people: Any, chat: 
 
 
 @pytest.mark.django_db
-def test_it_searches_within_the_tab_for_a_supervisor(client: Any, people: Any, chat: Any) -> None:
+def test_it_searches_within_the_tab_for_a_supervisor(client: Any, people: Any, chat: Any, strategy: str) -> None:
     # given
     queued = chat("Beatriz Um", "pedido")
     closed = chat("Beatriz Dois", "pedido", status=Status.CLOSED)
