@@ -23,7 +23,11 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI with its init script as a file of its own (the split view): the
     # Content-Security-Policy forbids inline scripts.
-    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="api-schema", template_name="console/api/swagger_ui.html"),
+        name="api-docs",
+    ),
     *router.urls,
     # Anything else under /api/ (an id that is not a number, a typo) answers in JSON, like
     # the rest of the API, not with the site's HTML 404 page.

@@ -112,6 +112,21 @@ def test_it_checks_csrf_on_session_writes(team, make_conversation) -> None:
     assert conversation.status == Status.QUEUED
 
 
+def test_it_makes_no_token_while_the_second_factor_is_pending(team, settings) -> None:
+    # given: a supervisor who logged in with the password but has not enrolled a device yet
+    settings.OTP_REQUIRED_FOR_STAFF_ROLES = True
+    client = Client()
+    client.force_login(team.supervisor)
+
+    # when
+    response = client.post("/api/auth/token/")
+
+    # then
+    assert response.status_code == 403
+    assert response.json() == {"detail": "Two-factor authentication is required."}
+    assert not Token.objects.filter(user=team.supervisor).exists()
+
+
 # --- Throttles ------------------------------------------------------------------------------------
 
 
@@ -182,6 +197,7 @@ def test_it_serves_the_docs_with_local_assets_and_no_inline_script(team, login) 
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S)
     assert scripts
     assert all('src="' in attrs and not body.strip() for attrs, body in scripts)
+    assert "<style" not in html
     sources = re.findall(r'src="([^"]+)"', html)
     assert all(src.startswith("/") for src in sources)
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in sources
