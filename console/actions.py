@@ -124,7 +124,7 @@ def composer_context(request: HttpRequest, conversation: Conversation) -> dict[s
     current = set(conversation.labels.values_list("pk", flat=True))
     return {
         "conversation": conversation,
-        "actions": actions,
+        "available_actions": actions,
         "may_take_over": Action.TAKE_OVER in actions,
         "may_transfer": bool(actions & {Action.TRANSFER, Action.ASSIGN, Action.TO_QUEUE, Action.TO_BOT}),
         "assignable": assignable,
@@ -134,8 +134,8 @@ def composer_context(request: HttpRequest, conversation: Conversation) -> dict[s
         "window_closes_at": conversation.window_closes_at(),
         "paused_reason": conversation.inbox.sending_paused_reason,
         "inbox_active": conversation.inbox.is_active,
-        "templates": _templates(conversation) if may_reply and not window_open else [],
-        "labels": [(label, label.pk in current) for label in all_labels],
+        "composer_templates": _templates(conversation) if may_reply and not window_open else [],
+        "composer_labels": [(label, label.pk in current) for label in all_labels],
         "customer": conversation.customer,
         "notes_max": NOTES_MAX,
     }

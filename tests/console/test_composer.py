@@ -537,7 +537,7 @@ def test_it_renders_the_composer_in_few_queries(team, make_conversation, login, 
 
     with django_assert_max_num_queries(8):
         context = composer_context(request, conversation)
-        assert len(context["templates"]) == 5
+        assert len(context["composer_templates"]) == 5
         assert context["may_reply"] is True
         assert context["window_open"] is False
 
