@@ -40,6 +40,13 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from conversations.models import Membership
 
+# Session keys: the time of the last request (idle timeout) and whether the user had a TOTP
+# device when this session logged in (so pages do not look it up on every request).
+LAST_SEEN_KEY = "last_seen"
+ENROLLED_KEY = "otp_enrolled"
+# Per-request memo of the pending second-factor step.
+_PENDING = "_atende_second_factor_pending"
+
 # --- Lockouts -----------------------------------------------------------------------------
 
 
@@ -158,10 +165,6 @@ def _on_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any
     remember_device(request.session, user)
 
 
-_PENDING = "_atende_second_factor_pending"
-ENROLLED_KEY = "otp_enrolled"
-
-
 def _session_verified(user: Any, session: Any) -> bool:
     from django_otp.models import Device
 
@@ -207,7 +210,6 @@ def _is_verified(request: HttpRequest) -> bool:
 
 # --- Middleware ---------------------------------------------------------------------------
 
-LAST_SEEN_KEY = "last_seen"
 # Storing the time of every request would write the session row on every page and fragment;
 # once a minute is precise enough for a timeout counted in minutes.
 TOUCH_EVERY_SECONDS = 60

@@ -357,3 +357,22 @@ def test_it_relaxes_only_styles_and_only_for_the_api_docs(client: Client) -> Non
     assert "style-src 'self' 'unsafe-inline'" in docs["Content-Security-Policy"]
     assert "script-src 'self';" in docs["Content-Security-Policy"]
     assert "style-src 'self';" in login["Content-Security-Policy"]
+
+
+def test_it_does_not_trap_a_session_whose_device_was_removed_elsewhere(client: Client) -> None:
+    # given: logged in with a device (not yet verified), then an admin deletes the lost phone's device
+    user = staff("ana")
+    enrolled(user)
+    client.post("/accounts/login/", {"username": "ana", "password": PASSWORD})
+    TOTPDevice.objects.filter(user=user).delete()
+
+    # when
+    first = client.get("/accounts/password/")
+    verify = client.get(first.url)
+    after = client.get("/accounts/password/")
+
+    # then
+    assert first.url == "/accounts/2fa/verify/?next=%2Faccounts%2Fpassword%2F"
+    assert verify.status_code == 302
+    assert verify.url == "/accounts/password/"
+    assert after.status_code == 200
