@@ -201,15 +201,6 @@ def highlight(text: str, found: list[str], width: int = SNIPPET_CHARS) -> SafeSt
     return mark_safe("".join(parts))  # noqa: S308 - every piece of customer text above is escaped
 
 
-def search_ready() -> bool:
-    """Whether this database has the search configuration (migration conversations 0005)."""
-    if not is_postgres():
-        return True
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_ts_config WHERE cfgname = %s", [MESSAGE_CONFIG])
-        return cursor.fetchone() is not None
-
-
 def visible_matches(base: QuerySet[Conversation], text: str) -> QuerySet[Conversation]:
     condition = matching(text)
     return base if condition is None else base.filter(condition)

@@ -432,3 +432,42 @@ def test_it_keeps_each_list_within_its_query_budget(
     with django_assert_max_num_queries(17):
         response = client.get(URL, {"view": view, "q": "Cliente"})
     assert len(rows(response)) == 12
+
+
+@pytest.mark.django_db
+def test_it_names_the_type_of_a_last_message_without_text(client: Any, team: Any, chat: Any, english: None) -> None:
+    # given: the customer's last message is an image without caption, and an internal note after it
+    conversation = chat("Maria", texts=("Oi",))
+    for i, (direction, kind, type_, text) in enumerate(
+        [("in", "customer", "image", ""), ("internal", "attendant", "note", "nota interna secreta")]
+    ):
+        Message.objects.create(
+            conversation=conversation,
+            direction=direction,
+            sender_kind=kind,
+            type=type_,
+            text=text,
+            wamid=f"wamid.IMG-{i}" if direction == "in" else None,
+            wa_timestamp=timezone.now() + timedelta(seconds=i),
+        )
+    client.force_login(team.ana)
+
+    # when
+    body = client.get(URL).content.decode()
+
+    # then: internal notes never show in the list
+    assert '<span class="console-row__preview console-row__preview--type">Image</span>' in body
+    assert "nota interna secreta" not in body
+
+
+@pytest.mark.django_db
+def test_it_loads_rows_for_the_live_socket_in_the_given_order(team: Any, chat: Any) -> None:
+    # given
+    first, second = chat(), chat()
+
+    # when
+    rows = lists.load_rows([second.pk, first.pk])
+
+    # then
+    assert [row.pk for row in rows] == [second.pk, first.pk]
+    assert rows[0].preview == "Quero saber do meu pedido"

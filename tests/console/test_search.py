@@ -208,8 +208,3 @@ def test_it_queries_the_expressions_the_indexes_were_built_on(people: Any) -> No
     assert "conv_message_search_idx" in plans[0]
     assert "conv_customer_name_search_idx" in plans[1]
     assert "conv_customer_phone_trgm_idx" in plans[2]
-
-
-@pytest.mark.django_db
-def test_it_has_its_search_configuration(people: Any) -> None:
-    assert search.search_ready() is True
