@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
-from conversations.models import Conversation, Message, MessageTemplate
+from conversations.models import Conversation, Label, Message, MessageTemplate
 from tests.console.actions_support import HTMX, state
 from tests.fake_graph import FakeGraph
 
@@ -561,3 +561,29 @@ def test_it_renders_the_message_actions_for_the_timeline(team, make_conversation
     assert url("react", conversation) in quoted
     assert 'data-reply-preview="&lt;b&gt;oi&lt;/b&gt;"' in quoted
     assert "send-again" not in quoted
+
+
+@pytest.mark.django_db
+def test_it_fits_in_the_conversation_page_without_taking_the_lists_names(
+    team, make_conversation, login, django_assert_max_num_queries
+) -> None:
+    # given: a label of the inbox (the list column offers it as a filter, the composer as a chip)
+    conversation = make_conversation(Status.ASSIGNED, team.ana, last_inbound=timezone.now() - timedelta(days=2))
+    vip = Label.objects.create(inbox=team.inbox, name="VIP")
+    approved_template(conversation)
+    client = login(team.ana)
+
+    # when
+    with django_assert_max_num_queries(45):
+        response = client.get(reverse("console:conversation", args=[conversation.pk]))
+
+    # then
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert body.count('<section id="composer"') == 1
+    assert 'id="conversation-actions"' in body
+    assert 'hx-swap-oob="true"' not in body
+    assert f'<option value="{vip.pk}" >VIP</option>' in body or f'<option value="{vip.pk}">VIP</option>' in body
+    assert f'name="label" value="{vip.pk}"' in body
+    assert "The 24-hour window closed on" in body
+    assert 'name="body_1"' in body
