@@ -44,9 +44,6 @@ class Phones:
         role = self.roles().get(inbox_id)
         return role is not None and timeline.may_see_phone(self.user, inbox_id, role)
 
-    def show(self, customer: Customer, *, full: bool) -> str:
-        return timeline.display_phone(customer, full=full)
-
 
 def _phones(serializer: serializers.Serializer) -> Phones:
     phones = serializer.context.get("phones")

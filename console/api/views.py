@@ -41,7 +41,7 @@ from console.api.pagination import MessagePagination
 from console.api.throttles import SendThrottle
 from conversations import access, outbound, services
 from conversations.media import base_mime
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, MessageTemplate
 from handoffs import services as handoffs
 from handoffs.services import TransitionRefused
 
@@ -377,8 +377,6 @@ class SendTemplateView(SendMixin, GenericAPIView):
         responses={201: s.MessageSerializer, **_refusals(400, 403, 404, 409)},
     )
     def post(self, request: Request, pk: int) -> Response:
-        from conversations.models import MessageTemplate
-
         conversation = self.writable_for_reply(pk)
         body = s.SendTemplateSerializer(data=request.data)
         body.is_valid(raise_exception=True)

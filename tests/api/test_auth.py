@@ -84,6 +84,15 @@ def test_it_lets_no_token_mint_a_token(team, api) -> None:
     assert list(Token.objects.filter(user=team.ana).values_list("key", flat=True)) == [key]
 
 
+def test_it_makes_no_token_for_anonymous_requests(client) -> None:
+    # when
+    responses = [client.post("/api/auth/token/"), client.delete("/api/auth/token/")]
+
+    # then
+    assert [r.status_code for r in responses] == [403, 403]
+    assert not Token.objects.exists()
+
+
 def test_it_refuses_an_unknown_token_and_an_inactive_users_token(team, api) -> None:
     # given
     client = api(team.ana)

@@ -89,29 +89,38 @@ def test_it_searches_customers_by_name(team, make_conversation, api) -> None:
     assert names(response) == ["Joana Prado"]
 
 
-def test_it_lists_the_canned_responses_of_the_users_inboxes_and_the_global_ones(team, api) -> None:
+def test_it_lists_the_canned_responses_of_the_users_inboxes_and_the_global_ones(
+    team, api, django_assert_max_num_queries
+) -> None:
     # given
     CannedResponse.objects.create(inbox=team.inbox, shortcut="ola", title="Olá", text="Olá! Como posso ajudar?")
     CannedResponse.objects.create(inbox=None, shortcut="tchau", title="Tchau", text="Até logo!")
-    CannedResponse.objects.create(inbox=team.other_inbox, shortcut="filial", title="Filial", text="Outra loja")
+    hidden = CannedResponse.objects.create(inbox=team.other_inbox, shortcut="filial", title="Filial", text="Outra loja")
+    client = api(team.ana)
 
     # when
-    response = api(team.ana).get("/api/canned-responses/")
+    with django_assert_max_num_queries(5):
+        response = client.get("/api/canned-responses/")
+    other = client.get(f"/api/canned-responses/{hidden.pk}/")
 
     # then
     assert names(response, "shortcut") == ["ola", "tchau"]
     assert response.json()["results"][0]["text"] == "Olá! Como posso ajudar?"
+    assert other.status_code == 404
+    assert "Outra loja" not in other.content.decode()
 
 
-def test_it_lists_the_labels_of_the_users_inboxes_and_the_global_ones(team, api) -> None:
+def test_it_lists_the_labels_of_the_users_inboxes_and_the_global_ones(team, api, django_assert_max_num_queries) -> None:
     # given
     Label.objects.create(inbox=team.inbox, name="Urgente")
     Label.objects.create(inbox=None, name="Geral")
     hidden = Label.objects.create(inbox=team.other_inbox, name="Filial")
+    client = api(team.ana)
 
     # when
-    response = api(team.ana).get("/api/labels/")
-    other = api(team.ana).get(f"/api/labels/{hidden.pk}/")
+    with django_assert_max_num_queries(5):
+        response = client.get("/api/labels/")
+    other = client.get(f"/api/labels/{hidden.pk}/")
 
     # then
     assert names(response) == ["Geral", "Urgente"]
@@ -125,14 +134,16 @@ def test_it_lists_the_approved_templates_of_the_users_inboxes(team, api, django_
         inbox=team.inbox, name="boas_vindas", language="pt_BR", status="APPROVED", components=body
     )
     MessageTemplate.objects.create(inbox=team.inbox, name="rascunho", language="pt_BR", status="PENDING")
-    MessageTemplate.objects.create(inbox=team.other_inbox, name="filial", language="pt_BR", status="APPROVED")
+    hidden = MessageTemplate.objects.create(inbox=team.other_inbox, name="filial", language="pt_BR", status="APPROVED")
     client = api(team.ana)
 
     # when
     with django_assert_max_num_queries(5):
         response = client.get("/api/templates/", {"inbox": team.inbox.pk})
+    other = client.get(f"/api/templates/{hidden.pk}/")
 
     # then
+    assert other.status_code == 404
     assert names(response) == ["boas_vindas"]
     assert response.json()["results"][0]["components"] == body
     assert response.json()["results"][0]["language"] == "pt_BR"
