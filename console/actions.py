@@ -129,6 +129,8 @@ def composer_context(request: HttpRequest, conversation: Conversation) -> dict[s
         "may_transfer": bool(actions & {Action.TRANSFER, Action.ASSIGN, Action.TO_QUEUE, Action.TO_BOT}),
         "assignable": assignable,
         "may_reply": may_reply,
+        # A paused or disabled inbox sends nothing: the composer offers only a note then.
+        "may_send": may_reply and conversation.inbox.is_active and not conversation.inbox.sending_paused_reason,
         "reply_refusal": refusal.message if refusal else "",
         "window_open": window_open,
         "window_closes_at": conversation.window_closes_at(),

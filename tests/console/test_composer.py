@@ -256,9 +256,10 @@ def test_it_refuses_sending_from_a_paused_inbox(team, make_conversation, login) 
     response = login(team.ana).post(url("send", conversation), {"text": "Oi"}, **HTMX)
 
     assert response.status_code == 409
-    assert "Sending from this inbox is paused until an administrator fixes it: Token expirado" in (
-        response.content.decode()
-    )
+    body = response.content.decode()
+    assert "Sending from this inbox is paused until an administrator fixes it: Token expirado" in body
+    # the composer now offers only an internal note
+    assert ('name="file"' in body, 'name="note" value="1"' in body, "Save note" in body) == (False, True, True)
     assert state(conversation) == before
 
 
