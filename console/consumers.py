@@ -172,7 +172,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         # A message is created once: a second event for it is its copy from the other group.
         if self._copy(("message", event["message_id"]), None):
             return
-        self.pending.row(conversation_id)
+        self.pending.row(conversation_id, counters=False)
         if conversation_id == self.conversation_id:
             self.pending.message(event["message_id"])
         self.wake.set()
@@ -233,7 +233,11 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
 
     async def _send_batch(self, batch: live.Batch) -> None:
         try:
-            html = await database_sync_to_async(live.render_batch)(self.request, self.conversation_id, batch)
+            # Off the shared thread: sockets render side by side (each thread keeps its own
+            # database connection), instead of queueing behind each other.
+            html = await database_sync_to_async(live.render_batch, thread_sensitive=False)(
+                self.request, self.conversation_id, batch
+            )
         except Exception:
             # One fragment that fails to render must not end the console's socket; the next
             # sync sends it again.

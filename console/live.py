@@ -131,9 +131,10 @@ class Pending(Batch):
     """Events received and not rendered yet, by kind: a burst of events about one row renders
     it once."""
 
-    def row(self, conversation_id: int, *, gone_if_hidden: bool = False) -> None:
+    def row(self, conversation_id: int, *, gone_if_hidden: bool = False, counters: bool = True) -> None:
         self.rows.add(conversation_id)
-        self.counters = True
+        # A new message moves a row, not a count: counters follow opened and updated ones.
+        self.counters = self.counters or counters
         if gone_if_hidden:
             self.gone.add(conversation_id)
 
@@ -165,11 +166,48 @@ class Pending(Batch):
 # --- Fragments --------------------------------------------------------------------------------------
 
 
+class _Shared:
+    """Fragments rendered once per process and reused by every socket that may see them (the
+    access check stays per socket, before the lookup). A message reaches every console that
+    has its conversation open, a row every console of its inbox: rendering each once per
+    socket cost more than everything else together. Keys hold everything the partial reads
+    (the row's and the message's ``updated``, the language, ``can_act``); entries live
+    ``SHARED_SECONDS`` so relative times ("2 minutes ago") stay fresh."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple, tuple[float, str]] = {}
+
+    def get(self, key: tuple, make: Any) -> str:
+        now = time.monotonic()
+        found = self.entries.get(key)
+        if found is not None and found[0] > now:
+            return found[1]
+        html = make()
+        if len(self.entries) > SHARED_MAX:
+            self.entries = {k: v for k, v in self.entries.items() if v[0] > now}
+            if len(self.entries) > SHARED_MAX:
+                self.entries.clear()
+        self.entries[key] = (now + SHARED_SECONDS, html)
+        return html
+
+
+_shared = _Shared()
+SHARED_SECONDS = 5.0
+SHARED_MAX = 4000
+# The message partial's forms carry {% csrf_token %}, which is per browser: the shared copy is
+# rendered with this stand-in and each socket puts its own token in (never another user's).
+CSRF_STAND_IN = "live0csrf0stand0in0token"
+
+
 def _messages(request: HttpRequest, conversation: Conversation, rows: Any) -> list[str]:
+    from django.middleware.csrf import get_token
+
     from console.timeline import ACTION_TYPES
 
     out = []
     can_act = access.can_act(request.user, conversation)
+    language = translation.get_language()
+    token = None
     for message in rows.exclude(type__in=ACTION_TYPES, action_pending=False).select_related(
         "sender", "reply_to", "reply_to__sender"
     ):
@@ -177,14 +215,22 @@ def _messages(request: HttpRequest, conversation: Conversation, rows: Any) -> li
         message.conversation = conversation
         if message.reply_to is not None:
             message.reply_to.conversation = conversation
-        fragment = _render(f"{CONVERSATION}#message", {"message": message, "can_act": can_act}, request)
-        out.append(
-            _render(
+
+        def make(message: Message = message) -> str:
+            context = {"message": message, "can_act": can_act, "csrf_token": CSRF_STAND_IN}
+            fragment = _render(f"{CONVERSATION}#message", context, request)
+            return _render(
                 f"{LIVE}#upsert",
                 {"fragment": fragment, "into": TIMELINE_SELECTOR, "conversation_id": conversation.pk},
                 request,
             )
-        )
+
+        key = ("message", message.pk, message.updated, conversation.customer_id, language, can_act)
+        html = _shared.get(key, make)
+        if CSRF_STAND_IN in html:
+            token = token or get_token(request)
+            html = html.replace(CSRF_STAND_IN, token)
+        out.append(html)
     return out
 
 
@@ -221,7 +267,10 @@ def _rows_of(user: Any, pks: Any) -> dict[int, Conversation]:
 
 
 def _row(request: HttpRequest, conversation: Conversation) -> str:
-    return _render(f"{LIST}#row", {"conversation": conversation}, request)
+    # The row reads nothing of the viewer (the list's own rows are the same for everyone who
+    # may see the conversation): shared between sockets.
+    key = ("row", conversation.pk, conversation.updated, translation.get_language())
+    return _shared.get(key, lambda: _render(f"{LIST}#row", {"conversation": conversation}, request))
 
 
 def _counters(request: HttpRequest) -> str:
@@ -272,11 +321,11 @@ def render_batch(request: HttpRequest, open_id: int | None, batch: Batch) -> str
     with translation.override(request.LANGUAGE_CODE):
         user = request.user
         wanted = set(batch.rows) | set(batch.assigned)
-        if open_id is not None and (batch.messages or open_id in batch.headers):
-            wanted.add(open_id)
         visible = _rows_of(user, wanted) if wanted else {}
         out: list[str] = []
-        opened = visible.get(open_id) if open_id is not None else None
+        opened = None
+        if open_id is not None and (batch.messages or open_id in batch.headers):
+            opened = visible.get(open_id) or access.conversations_for(user).filter(pk=open_id).first()
         if opened is not None:
             if batch.messages:
                 out += _messages(request, opened, Message.objects.filter(conversation=opened, pk__in=batch.messages))

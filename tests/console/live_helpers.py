@@ -102,14 +102,20 @@ def session_cookie(user: User) -> bytes:
     return f"{name}={client.cookies[name].value}".encode()
 
 
-async def connect(user: User | None, *, origin: bytes = ORIGIN) -> tuple[WebsocketCommunicator, bool]:
+async def connect(
+    user: User | None, *, origin: bytes = ORIGIN, csrf_secret: str | None = None
+) -> tuple[WebsocketCommunicator, bool]:
     """A websocket to /ws/console/ through the production ASGI stack (origin check, session
-    authentication), logged in as ``user`` (anonymous with None)."""
+    authentication), logged in as ``user`` (anonymous with None), with the browser's CSRF
+    cookie when ``csrf_secret`` is given."""
     from config.asgi import application
 
     headers = [(b"origin", origin), (b"host", b"testserver")]
     if user is not None:
-        headers.append((b"cookie", await sync_to_async(session_cookie)(user)))
+        cookie = await sync_to_async(session_cookie)(user)
+        if csrf_secret:
+            cookie += f"; {django_settings.CSRF_COOKIE_NAME}={csrf_secret}".encode()
+        headers.append((b"cookie", cookie))
     communicator = WebsocketCommunicator(application, "/ws/console/", headers=headers)
     connected, _code = await communicator.connect(timeout=5)
     return communicator, connected

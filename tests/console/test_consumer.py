@@ -6,6 +6,8 @@ fragments of what they may see, and nothing else."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.db import transaction
@@ -66,9 +68,7 @@ def test_it_refuses_inactive_users(live, team) -> None:
     assert async_to_sync(scenario)() is False
 
 
-def test_it_pushes_a_new_message_of_the_open_conversation_with_its_row_and_counters(
-    live, team, make_conversation, english
-) -> None:
+def test_it_pushes_a_new_message_of_the_open_conversation_with_its_row(live, team, make_conversation, english) -> None:
     conversation = make_conversation(Status.QUEUED, name="Maria Souza")
 
     async def scenario() -> list[str]:
@@ -88,7 +88,8 @@ def test_it_pushes_a_new_message_of_the_open_conversation_with_its_row_and_count
     assert html.count(f'id="message-{message.pk}"') == 1
     assert "Cliente pediu 2ª via do boleto" in html
     assert f'id="conversation-row-{conversation.pk}"' in html
-    assert 'id="console-counters"' in html
+    # A message moves a row, not a count.
+    assert 'id="console-counters"' not in html
 
 
 def test_it_pushes_an_inbound_message_to_everyone_who_may_see_it_and_to_no_one_else(
@@ -248,6 +249,7 @@ def test_it_does_not_toast_a_conversation_i_took_myself(live, team, make_convers
     # then
     assert "console-toast" not in received
     assert f'id="conversation-row-{conversation.pk}"' in received
+    assert 'id="console-counters"' in received
 
 
 def test_it_plays_no_sound_for_whoever_turned_it_off(live, team, make_conversation) -> None:
@@ -349,3 +351,49 @@ def test_it_ignores_typing_without_an_open_conversation_and_garbage(live, team, 
         return received
 
     assert async_to_sync(scenario)() == ""
+
+
+def test_it_gives_each_console_its_own_csrf_token_in_a_shared_fragment(live, team, make_conversation) -> None:
+    # given: a sent message (its fragment has forms: react, with {% csrf_token %}), rendered
+    # once per process and shared by the consoles that have its conversation open
+    from django.middleware.csrf import _get_new_csrf_string, _unmask_cipher_token
+
+    conversation = make_conversation(Status.QUEUED)
+    secrets = {"ana": _get_new_csrf_string(), "bruno": _get_new_csrf_string()}
+
+    def send() -> Message:
+        with transaction.atomic():
+            message = Message.objects.create(
+                conversation=conversation,
+                direction=Message.Direction.OUT,
+                sender_kind=Message.SenderKind.ATTENDANT,
+                sender=team.ana,
+                type="text",
+                text="Pode confirmar o endereço?",
+                wamid="wamid.LIVE-CSRF-1",
+                status=Message.Status.SENT,
+            )
+            events.message_created(message)
+        return message
+
+    async def scenario() -> dict[str, str]:
+        # Ana's console renders it live; Bruno's, opened a moment later, gets it by its sync
+        # from the shared copy.
+        ana, _ = await connect(team.ana, csrf_secret=secrets["ana"])
+        await sync(ana, conversation.pk)
+        await sync_to_async(send)()
+        received = {"ana": "".join(await frames(ana))}
+        bruno, _ = await connect(team.bruno, csrf_secret=secrets["bruno"])
+        received["bruno"] = "".join(await sync(bruno, conversation.pk))
+        await ana.disconnect()
+        await bruno.disconnect()
+        return received
+
+    received = async_to_sync(scenario)()
+
+    # then
+    for name, html in received.items():
+        tokens = re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+        assert tokens, name
+        assert {_unmask_cipher_token(token) for token in tokens} == {secrets[name]}, name
+        assert "stand0in" not in html
