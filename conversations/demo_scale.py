@@ -6,13 +6,15 @@ supervisors and twenty attendants with memberships) is created once and reused b
 The staff users get unusable passwords: the benchmark logs them in with ``force_login``, and
 a dataset meant for load is no place for a known password.
 
-Rows are written with ``bulk_create`` in batches (one transaction per batch), never through
-the intake services: this is a snapshot of a busy helpdesk, not a replay of its webhooks, so
-no events, signals or tasks fire.
+Rows are written in batches of 2,000 conversations (one transaction each): ``bulk_create``,
+and COPY for the messages on PostgreSQL (100k conversations and 1M messages in about three
+minutes). Never through the intake services: this is a snapshot of a busy helpdesk, not a
+replay of its webhooks, so no events, signals or tasks fire.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections.abc import Callable
@@ -21,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -194,6 +196,33 @@ def _script(
     return script, last_inbound
 
 
+def _insert_messages(rows: list[dict[str, Any]], now: datetime) -> None:
+    """Insert messages given as field values (every other field takes its default).
+
+    On PostgreSQL with COPY: a million rows through ``bulk_create`` spend most of their time
+    building model instances and preparing ~50 values each (five minutes for 100k
+    conversations); COPY takes the row tuples as they are. Elsewhere, ``bulk_create``."""
+    if connection.vendor != "postgresql":
+        Message.objects.bulk_create([Message(**row) for row in rows], batch_size=5000)
+        return
+    fields = [f for f in Message._meta.concrete_fields if not f.primary_key]
+    defaults: dict[str, Any] = {}
+    for f in fields:
+        value = f.get_default()
+        if f.attname in ("created", "updated"):
+            value = now
+        # JSON columns travel as text in COPY.
+        defaults[f.attname] = json.dumps(value) if isinstance(f, models.JSONField) else value
+    columns = [f.column for f in fields]
+    names = [f.attname for f in fields]
+    with connection.cursor() as cursor:
+        sql = f"COPY {Message._meta.db_table} ({', '.join(columns)}) FROM STDIN"
+        with cursor.cursor.copy(sql) as copy:
+            for row in rows:
+                values = {**defaults, **row, "uuid": uuid.uuid4(), "content": json.dumps(row["content"])}
+                copy.write_row([values[name] for name in names])
+
+
 def build(
     n: int,
     *,
@@ -268,22 +297,22 @@ def build(
             for conversation, script in zip(conversations, scripts, strict=True):
                 for m, (direction, kind, sender, text, when, state) in enumerate(script):
                     messages.append(
-                        Message(
-                            conversation_id=conversation.pk,
-                            direction=direction,
-                            sender_kind=kind,
-                            sender_id=sender,
-                            type="text",
-                            text=text,
-                            content={"body": text},
-                            wamid=f"wamid.SCALE-{run}-{conversation.pk}-{m}",
-                            wa_timestamp=when,
-                            status=state,
-                        )
+                        {
+                            "conversation_id": conversation.pk,
+                            "direction": direction,
+                            "sender_kind": kind,
+                            "sender_id": sender,
+                            "type": "text",
+                            "text": text,
+                            "content": {"body": text},
+                            "wamid": f"wamid.SCALE-{run}-{conversation.pk}-{m}",
+                            "wa_timestamp": when,
+                            "status": state,
+                        }
                     )
                 for label in rng.sample(labels[conversation.inbox_id], k=rng.choice((0, 0, 1, 1, 2))):
                     links.append(LabelLink(conversation_id=conversation.pk, label_id=label.pk))
-            Message.objects.bulk_create(messages, batch_size=5000)
+            _insert_messages(messages, now)
             LabelLink.objects.bulk_create(links, batch_size=5000)
 
         done += size
