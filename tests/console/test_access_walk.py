@@ -446,3 +446,39 @@ def _world_for_sockets() -> SimpleNamespace:
     Membership.objects.create(user=bruno, inbox=inbox_a, role=Membership.Role.ATTENDANT)
     Membership.objects.create(user=olga, inbox=inbox_b, role=Membership.Role.ATTENDANT)
     return SimpleNamespace(a=_side(inbox_a, "A", ana), b=_side(inbox_b, "B", olga), ana=ana, bruno=bruno, olga=olga)
+
+
+def test_it_answers_404_on_every_demo_route_outside_the_embedded_mode(world: SimpleNamespace, settings: Any) -> None:
+    # given: production (the customer's phone shows every customer, by design, in the demo only)
+    settings.DEMO_ENABLED = False
+    admin = User.objects.create_superuser("root")
+    routes = []
+
+    def walk(patterns: list[Any], prefix: str) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, _join(prefix, pattern.pattern))
+            elif _join(prefix, pattern.pattern).startswith("demo/"):
+                routes.append(_join(prefix, pattern.pattern))
+
+    walk(get_resolver().url_patterns, "")
+    problems = []
+
+    # when
+    for path in routes:
+        params, _segments = _params_and_segments(path)
+        url = url_for(Route("", path, params, {}), dict.fromkeys(params, world.a.message.pk))
+        if "(?P<version>" in path:
+            url = url.replace(str(world.a.message.pk), "v24.0", 1)
+        for who in (None, admin):
+            client = Client()
+            if who is not None:
+                client.force_login(who)
+            for method in ("get", "post"):
+                response = request(client, method, url)
+                if response.status_code != 404 or leaks(response.content, world.a.secrets):
+                    problems.append(f"{method.upper()} {url} answered {response.status_code}")
+
+    # then
+    assert routes
+    assert problems == []
