@@ -31,7 +31,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from conversations.models import Inbox, Message
+from conversations.models import SERVICE_WINDOW, Inbox, Message
 from demo import catalog, payloads
 from demo.guard import demo_only
 from demo.network import STATUS_DELAY, Media, Sent, courier, digits, network, new_media_id, new_wamid
@@ -180,6 +180,13 @@ def _send(request: HttpRequest, inbox: Inbox, data: dict[str, Any]) -> HttpRespo
     problem = _check_body(kind, body)
     if problem:
         return graph_error(100, "Invalid parameter", details=problem)
+    if kind != "template" and not _window_open(inbox, digits(to)):
+        return graph_error(
+            131047,
+            "Re-engagement message",
+            details="Message failed to send because more than 24 hours have passed since the customer last "
+            "replied to this number.",
+        )
     sent = Sent(
         wamid=new_wamid(),
         phone_number_id=inbox.phone_number_id,
@@ -208,6 +215,19 @@ def _send(request: HttpRequest, inbox: Inbox, data: dict[str, Any]) -> HttpRespo
             )
 
     return _ThenReport(answer, report)
+
+
+def _window_open(inbox: Inbox, wa_id: str) -> bool:
+    """Meta's 24-hour customer service window, from the customer's last message (a read)."""
+    last = (
+        Message.objects.filter(
+            conversation__inbox=inbox, conversation__customer__wa_id=wa_id, direction=Message.Direction.IN
+        )
+        .order_by("-wa_timestamp")
+        .values_list("wa_timestamp", flat=True)
+        .first()
+    )
+    return last is not None and timezone.now() - last < SERVICE_WINDOW
 
 
 def _check_body(kind: str, body: dict[str, Any]) -> str:

@@ -28,6 +28,16 @@ PNG = bytes.fromhex(
 )
 
 
+def settled() -> None:
+    """Wait until the stand-in has posted every status webhook it owes.
+
+    Tests read the database only then: on SQLite the live server's threads open their own
+    connections to the shared in-memory test database, where a read meeting another
+    connection's write fails at once ("table is locked") instead of waiting. (A file database,
+    as in `make run`, waits; tests/demo/test_embedded_round_trip.py runs that one.)"""
+    assert courier.wait_idle(20)
+
+
 def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -82,11 +92,16 @@ class Phone:
 
     def send(self, kind: str, files: dict | None = None, **fields: str) -> httpx.Response:
         data = {"csrfmiddlewaretoken": self.token, "wa_id": self.wa_id, "name": self.name, "kind": kind, **fields}
-        return self.http.post("/demo/phone/send/", data=data, files=files, headers={"HX-Request": "true"})
+        response = self.http.post("/demo/phone/send/", data=data, files=files, headers={"HX-Request": "true"})
+        # Showing the chat reports the business's messages read: let those webhooks land.
+        settled()
+        return response
 
     def chat(self, version: str = "") -> httpx.Response:
         params = {"wa_id": self.wa_id, "name": self.name, "v": version}
-        return self.http.get("/demo/phone/chat/", params=params, headers={"HX-Request": "true"})
+        response = self.http.get("/demo/phone/chat/", params=params, headers={"HX-Request": "true"})
+        settled()
+        return response
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import pytest
 
 from conversations import outbound
 from conversations.models import Conversation, Inbox, Message, WebhookEvent
-from conversations.whatsapp.graph import ALERT, GraphClient, GraphError
+from conversations.whatsapp.graph import ALERT, NEEDS_TEMPLATE, GraphClient, GraphError
 from demo import catalog
 from demo.network import network
-from tests.demo.conftest import PNG, PNID, TOKEN, WA_ID, WABA, Phone, wait_for
+from tests.demo.conftest import PNG, PNID, TOKEN, WA_ID, WABA, Phone, settled
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,18 +55,21 @@ def test_it_takes_an_attendant_send_to_the_phone_and_reports_sent_delivered_read
     assert kept is not None
     assert kept.body == message.payload
     # sent, then delivered, arrive through the webhook; not read while the phone has not shown it
-    wait_for(lambda: _status(message) == Message.Status.DELIVERED)
+    settled()
+    assert _status(message) == Message.Status.DELIVERED
     assert message.read_at is None
     # when: the phone shows the chat
     chat = phone.chat()
     assert "Bom dia, Maria! Como posso ajudar?" in chat.text
     # then: read, through the same signed webhook, in order, each echoing our callback data
-    wait_for(lambda: _status(message) == Message.Status.READ)
+    settled()
+    assert _status(message) == Message.Status.READ
     assert message.sent_at and message.delivered_at and message.read_at
     callback = message.callback_data
     assert _statuses_for(message) == [("sent", callback), ("delivered", callback), ("read", callback)]
     # showing it again reports nothing more
     phone.chat()
+    settled()
     assert WebhookEvent.objects.filter(state=WebhookEvent.State.DONE).count() == 4
 
 
@@ -88,7 +91,8 @@ def test_it_uploads_an_attendant_photo_and_the_phone_shows_it(phone: Phone) -> N
     message.refresh_from_db()
     media_id = message.payload["image"]["id"]
     assert network.get_media(media_id).content == PNG
-    wait_for(lambda: _status(message) == Message.Status.DELIVERED)
+    settled()
+    assert _status(message) == Message.Status.DELIVERED
     chat = phone.chat().text
     assert f"/demo/phone/media/{message.pk}/" in chat
     assert "Mapa" in chat
@@ -104,11 +108,10 @@ def test_it_reports_only_sent_for_a_reaction(phone: Phone) -> None:
     reaction = outbound.send_reaction(customer_message, "👍")
 
     # then: like Meta, a reaction gets "sent" and nothing after it; it shows on the message
-    wait_for(lambda: _status(reaction) == Message.Status.SENT)
+    settled()
+    assert _status(reaction) == Message.Status.SENT
     phone.chat()
-    from demo.network import courier
-
-    assert courier.wait_idle(10)
+    settled()
     assert [s for s, _ in _statuses_for(reaction)] == ["sent"]
     assert "👍" in phone.chat().text
 
@@ -156,6 +159,25 @@ def test_it_refuses_an_invalid_send_with_code_100(demo_site: str, demo_inbox: In
     # then
     assert (raised.value.http_status, raised.value.code) == (400, 100)
     assert network.sent == {}
+
+
+def test_it_refuses_free_text_outside_the_24_hour_window_like_meta(demo_site: str, demo_inbox: Inbox) -> None:
+    # given: a customer who never wrote (our own check would refuse first; the stand-in too)
+    client = GraphClient(demo_inbox)
+
+    # when
+    with pytest.raises(GraphError) as raised:
+        client.send_message(
+            {"messaging_product": "whatsapp", "to": "5511900001111", "type": "text", "text": {"body": "oi"}}
+        )
+
+    # then: 131047, which the client reads as "a template is needed"; a template goes through
+    assert (raised.value.code, raised.value.kind) == (131047, NEEDS_TEMPLATE)
+    template = {"name": "retomar_atendimento", "language": {"code": "pt_BR"}}
+    wamid = client.send_message(
+        {"messaging_product": "whatsapp", "to": "5511900001111", "type": "template", "template": template}
+    )
+    assert wamid.startswith("wamid.")
 
 
 def test_it_lists_the_demo_templates_page_by_page(demo_site: str, demo_inbox: Inbox) -> None:

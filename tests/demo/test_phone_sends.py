@@ -10,7 +10,7 @@ import pytest
 from conversations import outbound
 from conversations.models import Conversation, Message, WebhookEvent
 from demo.network import network
-from tests.demo.conftest import NAME, PNG, WA_ID, Phone, wait_for
+from tests.demo.conftest import NAME, PNG, WA_ID, Phone, settled
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,6 +29,7 @@ def _business_message(phone: Phone, send: object) -> Message:
     assert phone.send("text", text="Oi!").status_code == 200
     conversation = Conversation.objects.get(customer__wa_id=WA_ID)
     message = send(conversation)  # type: ignore[operator]
+    settled()
     message.refresh_from_db()
     assert message.wamid
     return message
@@ -196,5 +197,4 @@ def test_it_answers_the_poll_with_204_while_nothing_changes(phone: Phone) -> Non
     assert phone.chat(version).status_code == 204
     # a new message changes it
     phone.send("text", text="Tem alguém aí?")
-    changed = wait_for(lambda: phone.chat(version).status_code == 200)
-    assert changed
+    assert phone.chat(version).status_code == 200
