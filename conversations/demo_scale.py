@@ -173,15 +173,16 @@ def _status(rng: random.Random) -> str:
 
 
 def _script(
-    rng: random.Random, opened: datetime, status: str, assignee: Any, name: str
+    rng: random.Random, ends: datetime, status: str, assignee: Any, name: str
 ) -> tuple[list[tuple[Any, ...]], datetime | None]:
-    """One conversation's messages: (direction, sender kind, sender id, text, time, status)."""
+    """One conversation's messages, the last one at ``ends``: (direction, sender kind,
+    sender id, text, time, status)."""
     count = rng.randint(6, 14)
-    when = opened
+    gaps = [timedelta(seconds=rng.randint(20, 900)) for _ in range(count - 1)]
+    when = ends - sum(gaps, timedelta())
     last_inbound = None
     script = []
     for m in range(count):
-        when = when + timedelta(seconds=rng.randint(20, 900))
         # The customer opens, then the bot or an attendant and the customer alternate; a
         # queued conversation ends on the customer (that is why it waits).
         if m % 2 == 0 or (m == count - 1 and status == Status.QUEUED):
@@ -193,6 +194,8 @@ def _script(
             by_attendant = assignee is not None and m > 2
             kind, sender = ("attendant", assignee.pk) if by_attendant else ("bot", None)
             script.append(("out", kind, sender, text, when, Message.Status.READ))
+        if m < count - 1:
+            when += gaps[m]
     return script, last_inbound
 
 
@@ -266,16 +269,17 @@ def build(
                 newer = i % 2 == 1
                 status = _status(rng) if newer else Status.CLOSED
                 if status == Status.CLOSED:
-                    # Older conversations spread over the weeks; the newer one of a pair after it.
+                    # Spread over the weeks (a customer's second conversation over the recent half).
                     offset = rng.random() * span * (0.5 if newer else 1.0)
                 else:
                     offset = rng.random() * (3 * 3600 if status == Status.QUEUED else 2 * 86400)
-                opened = now - timedelta(seconds=offset + 3600)
+                # The last message ``offset`` ago (a minute at least): nothing in the future.
+                ends = now - timedelta(seconds=offset + 60)
                 assignee = None
                 if status == Status.ASSIGNED or (status == Status.CLOSED and rng.random() < 0.7):
                     assignee = rng.choice(staff_by_inbox[inbox.pk])
-                script, last_inbound = _script(rng, opened, status, assignee, customer.name.split()[0])
-                last = script[-1][4]
+                script, last_inbound = _script(rng, ends, status, assignee, customer.name.split()[0])
+                opened, last = script[0][4], script[-1][4]
                 conversations.append(
                     Conversation(
                         inbox=inbox,
@@ -285,7 +289,9 @@ def build(
                         opened=opened,
                         last_message=last,
                         last_inbound=last_inbound,
-                        closed=last + timedelta(minutes=rng.randint(1, 60)) if status == Status.CLOSED else None,
+                        closed=min(now, last + timedelta(minutes=rng.randint(1, 60)))
+                        if status == Status.CLOSED
+                        else None,
                         resolution="Resolvido pelo atendimento." if status == Status.CLOSED else "",
                     )
                 )

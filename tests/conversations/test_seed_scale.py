@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db.models import Count
+from django.utils import timezone
 
 from conversations import access
 from conversations.models import Conversation, Customer, Inbox, Label, Membership, Message
@@ -60,11 +61,15 @@ def test_it_spreads_them_over_inboxes_staff_statuses_and_labels() -> None:
 def test_it_keeps_each_conversation_consistent() -> None:
     # when
     call_command("seed_demo", "--scale", "200", stdout=StringIO())
+    now = timezone.now()
 
     # then: last_message is the last message, a queued one waits on the customer, closed ones
-    # have a closing time, open ones do not
+    # have a closing time, open ones do not; nothing happens in the future
     for conversation in Conversation.objects.all():
         mine = list(conversation.messages.order_by("wa_timestamp"))
+        assert conversation.opened == mine[0].wa_timestamp
+        assert conversation.last_message <= now
+        assert conversation.closed is None or conversation.closed <= now
         assert conversation.last_message == mine[-1].wa_timestamp
         assert conversation.last_inbound == max(m.wa_timestamp for m in mine if m.direction == "in")
         assert (conversation.closed is not None) == (conversation.status == "closed")
