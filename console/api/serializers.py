@@ -20,6 +20,7 @@ from console import timeline
 from console.actions import NOTES_MAX, RESOLUTION_MAX
 from conversations import access
 from conversations.models import CannedResponse, Conversation, Customer, Label, Membership, Message, MessageTemplate
+from handoffs import services as handoffs
 
 Status = Conversation.Status
 
@@ -147,8 +148,6 @@ class ConversationDetailSerializer(ConversationSerializer):
         read_only_fields = fields
 
     def get_actions(self, conversation: Conversation) -> list[str]:
-        from handoffs import services as handoffs
-
         return sorted(handoffs.available_actions(self.context["request"].user, conversation))
 
 

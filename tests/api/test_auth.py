@@ -215,6 +215,20 @@ def test_it_serves_the_docs_with_local_assets_and_no_inline_script(team, login) 
     assert "/api/schema/" in init.content.decode()
 
 
+def test_it_answers_options_on_every_route_without_a_server_error(team, make_conversation, api) -> None:
+    # given
+    conversation = make_conversation(Status.ASSIGNED, assignee=team.ana)
+    client = api(team.supervisor)
+    paths = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+
+    # when
+    codes = {path: client.options(path.replace("{id}", str(conversation.pk))).status_code for path in paths}
+
+    # then
+    assert {path: code for path, code in codes.items() if code >= 500} == {}
+    assert codes["/api/conversations/{id}/take-over/"] == 200
+
+
 def test_it_has_a_schema_without_warnings(tmp_path) -> None:
     # when / then: raises on any warning or validation error
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
