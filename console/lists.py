@@ -70,10 +70,12 @@ class Filters:
             "label": self.label,
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat() if self.until else None,
-            "page": self.page if self.page > 1 else None,
+            "page": self.page,
         }
         values.update(changes)
-        return urlencode({key: value for key, value in values.items() if value not in (None, "", 1)})
+        if values["page"] == 1:
+            values["page"] = None
+        return urlencode({key: value for key, value in values.items() if value not in (None, "")})
 
     @property
     def narrowed(self) -> bool:

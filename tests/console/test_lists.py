@@ -471,3 +471,25 @@ def test_it_loads_rows_for_the_live_socket_in_the_given_order(team: Any, chat: A
     # then
     assert [row.pk for row in rows] == [second.pk, first.pk]
     assert rows[0].preview == "Quero saber do meu pedido"
+
+
+@pytest.mark.django_db
+def test_it_keeps_the_filters_in_the_page_links(
+    client: Any, team: Any, chat: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: filters whose ids may be 1
+    monkeypatch.setattr(lists, "PAGE_SIZE", 1)
+    label = Label.objects.create(name="Urgente")
+    for m in range(3):
+        chat(status=Status.BOT, minutes_ago=m).labels.add(label)
+    client.force_login(team.supervisor)
+    query = {"view": "all", "inbox": team.inbox.pk, "label": label.pk, "q": "Maria", "since": "2026-01-01"}
+
+    # when
+    page = client.get(URL, {**query, "page": 2})
+
+    # then
+    body = page.content.decode()
+    expected = f"view=all&amp;q=Maria&amp;inbox={team.inbox.pk}&amp;label={label.pk}&amp;since=2026-01-01"
+    assert f'href="/console/?{expected}&amp;page=3"' in body
+    assert f'href="/console/?{expected}"' in body
