@@ -356,6 +356,8 @@ class Command(BaseCommand):
                 write(f"  {spec.username}  (password from DEMO_PASSWORD; {role})")
             else:
                 write(f"  {spec.username} / {password}  ({role})")
+        if not (settings.OTP_REQUIRED_FOR_STAFF_ROLES or settings.OTP_REQUIRED_FOR_EVERYONE):
+            write("  Two-factor authentication is relaxed in this demo: optional, at /accounts/2fa/.")
         if settings.DEMO_ENABLED:
             # The demo's customer side (demo/phone.py): write as a customer there, answer here.
             write(f"Console:      {settings.SITE_URL}{reverse('console:index')}")
