@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from console.api import serializers as s
+from console.api.views import DetailSerializer
 from conversations import access
 from conversations.models import CannedResponse, Conversation, Customer, Label, MessageTemplate
 
@@ -28,6 +29,7 @@ INBOX = OpenApiParameter(
     "inbox", int, description="Only those of this inbox (and, for labels and canned responses, the global ones)."
 )
 ID = OpenApiParameter("id", int, OpenApiParameter.PATH)
+NOT_FOUND = {404: OpenApiResponse(DetailSerializer, description="None with this id among those this user may see.")}
 
 
 def _inbox_param(request: Request) -> int | None:
@@ -45,7 +47,9 @@ class _ReadOnly(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gener
         description="Customers with a conversation this user may see. Phones are masked for attendants.",
         parameters=[OpenApiParameter("search", str, description="Part of the customer's name.")],
     ),
-    retrieve=extend_schema(summary="A customer", parameters=[ID]),
+    retrieve=extend_schema(
+        summary="A customer", parameters=[ID], responses={200: s.CustomerDetailSerializer, **NOT_FOUND}
+    ),
 )
 class CustomerViewSet(_ReadOnly):
     queryset = Customer.objects.none()
@@ -73,7 +77,9 @@ class CustomerViewSet(_ReadOnly):
 
 @extend_schema_view(
     list=extend_schema(summary="List canned responses", parameters=[INBOX]),
-    retrieve=extend_schema(summary="A canned response", parameters=[ID]),
+    retrieve=extend_schema(
+        summary="A canned response", parameters=[ID], responses={200: s.CannedResponseSerializer, **NOT_FOUND}
+    ),
 )
 class CannedResponseViewSet(_ReadOnly):
     serializer_class = s.CannedResponseSerializer
@@ -90,7 +96,7 @@ class CannedResponseViewSet(_ReadOnly):
 
 @extend_schema_view(
     list=extend_schema(summary="List labels", parameters=[INBOX]),
-    retrieve=extend_schema(summary="A label", parameters=[ID]),
+    retrieve=extend_schema(summary="A label", parameters=[ID], responses={200: s.LabelSerializer, **NOT_FOUND}),
 )
 class LabelViewSet(_ReadOnly):
     serializer_class = s.LabelSerializer
@@ -111,7 +117,9 @@ class LabelViewSet(_ReadOnly):
         description="The approved WhatsApp templates of this user's inboxes (synced from Meta).",
         parameters=[INBOX],
     ),
-    retrieve=extend_schema(summary="A message template", parameters=[ID]),
+    retrieve=extend_schema(
+        summary="A message template", parameters=[ID], responses={200: s.MessageTemplateSerializer, **NOT_FOUND}
+    ),
 )
 class MessageTemplateViewSet(_ReadOnly):
     serializer_class = s.MessageTemplateSerializer
