@@ -167,6 +167,14 @@ def _fragments(
 
 
 def _done(request: HttpRequest, pk: int, **extra: Any) -> HttpResponse:
+    # After handing a conversation to another attendant, an attendant may no longer see it:
+    # back to the lists then, rather than a 404 for what they just did.
+    if not access.conversations_for(request.user).filter(pk=pk).exists():
+        if not request.htmx:
+            return redirect("console:index")
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = reverse("console:index")
+        return response
     if not request.htmx:
         return redirect("console:conversation", pk)
     return _fragments(request, _fresh(request, pk), **extra)
@@ -438,16 +446,18 @@ def canned(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def next_waiting(request: HttpRequest) -> HttpResponse:
-    """The oldest conversation waiting in a queue this person may take (Alt+N)."""
+    """Alt+N: the conversation waiting longest in a queue this person may take (the queue
+    list's first row), or the queue itself when nobody waits."""
     waiting = (
         access.writable_conversations_for(request.user)
+        .select_related(None)
         .waiting()
-        .order_by(F("last_inbound").asc(nulls_last=True), "opened", "id")
+        .longest_waiting_first()
         .values_list("pk", flat=True)
         .first()
     )
     if waiting is None:
-        return redirect(f"{reverse('console:index')}?view=queue&empty=1")
+        return redirect(f"{reverse('console:index')}?view=queue")
     return redirect("console:conversation", waiting)
 
 

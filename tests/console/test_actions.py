@@ -200,10 +200,23 @@ def test_it_transfers_to_another_attendant_of_the_inbox(team, make_conversation,
 
     response = login(team.ana).post(url("transfer", conversation), {"to": str(team.bruno.pk)})
 
+    # Bruno's now, and private to him: Ana goes back to the lists (not to a 404)
     assert response.status_code == 302
+    assert response["Location"] == "/console/"
     conversation.refresh_from_db()
     assert (conversation.status, conversation.assignee) == (Status.ASSIGNED, team.bruno)
     assert Message.objects.get(conversation=conversation, type="event").content["to_name"] == "Bruno"
+
+
+def test_it_sends_an_htmx_screen_back_to_the_lists_after_giving_the_conversation_away(
+    team, make_conversation, login
+) -> None:
+    conversation = make_conversation(Status.ASSIGNED, team.ana)
+
+    response = login(team.ana).post(url("transfer", conversation), {"to": str(team.bruno.pk)}, **HTMX)
+
+    assert (response.status_code, response["HX-Redirect"], response.content) == (204, "/console/", b"")
+    assert Conversation.objects.get(pk=conversation.pk).assignee == team.bruno
 
 
 def test_it_lets_a_supervisor_assign_a_queued_conversation(team, make_conversation, login) -> None:
@@ -424,6 +437,7 @@ def test_it_opens_the_oldest_waiting_conversation_the_user_may_take(team, make_c
     make_conversation(Status.QUEUED, last_inbound=now - timedelta(minutes=5))
     oldest = make_conversation(Status.QUEUED, last_inbound=now - timedelta(minutes=30))
     make_conversation(Status.ASSIGNED, team.bruno, last_inbound=now - timedelta(hours=2))
+    make_conversation(Status.BOT, last_inbound=now - timedelta(hours=2))
     make_conversation(Status.QUEUED, inbox=team.other_inbox, last_inbound=now - timedelta(hours=3))
 
     response = login(team.ana).get(reverse("console:next"))
@@ -438,4 +452,4 @@ def test_it_goes_to_the_queue_when_nothing_waits(team, make_conversation, login)
     response = login(team.ana).get(reverse("console:next"))
 
     assert response.status_code == 302
-    assert response["Location"] == "/console/?view=queue&empty=1"
+    assert response["Location"] == "/console/?view=queue"
