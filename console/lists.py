@@ -21,8 +21,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.db.models import OuterRef, Q, Subquery
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.urls import URLPattern, path, reverse
+from django.shortcuts import render
+from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext_lazy as _
@@ -276,19 +276,4 @@ def index(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@require_GET
-@login_required
-def next_waiting(request: HttpRequest) -> HttpResponse:
-    """The keyboard's "next waiting conversation": the one waiting longest in this user's queue
-    (the queue list's first row), or the queue itself when nobody waits."""
-    waiting = access.writable_conversations_for(request.user).select_related(None).waiting()
-    pk = waiting.longest_waiting_first().values_list("pk", flat=True).first()
-    if pk is None:
-        return redirect(f"{reverse('console:index')}?view=queue")
-    return redirect("console:conversation", pk)
-
-
-urlpatterns: list[URLPattern] = [
-    path("", index, name="index"),
-    path("next/", next_waiting, name="next-waiting"),
-]
+urlpatterns: list[URLPattern] = [path("", index, name="index")]

@@ -217,8 +217,9 @@ class ConversationQuerySet(models.QuerySet["Conversation"]):
         return self.order_by("-last_message", "-id")
 
     def longest_waiting_first(self) -> ConversationQuerySet:
-        """The queue's order: whoever has waited longest on top."""
-        return self.order_by(models.F("last_message").asc(nulls_first=True), "id")
+        """The queue's order: whoever has waited longest (since their last message) on top;
+        the same order as the console's "next waiting conversation"."""
+        return self.order_by(models.F("last_inbound").asc(nulls_last=True), "opened", "id")
 
     def with_label(self, label_id: int) -> ConversationQuerySet:
         return self.filter(labels__id=label_id)

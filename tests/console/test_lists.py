@@ -493,33 +493,3 @@ def test_it_keeps_the_filters_in_the_page_links(
     expected = f"view=all&amp;q=Maria&amp;inbox={team.inbox.pk}&amp;label={label.pk}&amp;since=2026-01-01"
     assert f'href="/console/?{expected}&amp;page=3"' in body
     assert f'href="/console/?{expected}"' in body
-
-
-@pytest.mark.django_db
-def test_it_opens_the_conversation_waiting_longest(client: Any, team: Any, chat: Any) -> None:
-    # given: another inbox's older waiting conversation does not count
-    chat(minutes_ago=90, inbox=team.other)
-    chat(minutes_ago=5)
-    oldest = chat(minutes_ago=30)
-    client.force_login(team.ana)
-
-    # when
-    response = client.get("/console/next/")
-
-    # then
-    assert response.status_code == 302
-    assert response["Location"] == f"/console/c/{oldest.pk}/"
-
-
-@pytest.mark.django_db
-def test_it_goes_back_to_the_queue_when_nobody_waits(client: Any, team: Any, chat: Any) -> None:
-    # given
-    chat(status=Status.BOT)
-    client.force_login(team.ana)
-
-    # when
-    response = client.get("/console/next/")
-
-    # then
-    assert response.status_code == 302
-    assert response["Location"] == "/console/?view=queue"

@@ -1,8 +1,9 @@
 // Console: lists (static/console/js/lists.js). Loaded by console/base.html; no inline scripts.
 // The list column works without JavaScript (real links, a GET form); this only adds comfort:
-// "/" focuses the search, Alt+N opens the next waiting conversation, label colours come from data-color (no inline styles under the
-// Content-Security-Policy), and the current tab stays marked when the live socket replaces
-// the counters (it does not know which tab this screen shows).
+// "/" focuses the search (Alt+N, the next waiting conversation, is composer.js's), label
+// colours come from data-color (no inline styles under the Content-Security-Policy), and the
+// current tab stays marked when the live socket replaces the counters (it does not know which
+// tab this screen shows).
 "use strict";
 (function () {
   var COLOR = /^#[0-9a-fA-F]{3,8}$/;
@@ -30,15 +31,6 @@
   }
 
   document.addEventListener("keydown", function (event) {
-    // Alt+N: the conversation waiting longest (works from inside the composer too).
-    if (event.altKey && !event.ctrlKey && !event.metaKey && (event.key === "n" || event.key === "N")) {
-      var next = document.getElementById("console-next-waiting");
-      if (next) {
-        event.preventDefault();
-        window.location.assign(next.href);
-      }
-      return;
-    }
     if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
     var search = document.getElementById("console-search");
     if (!search) return;
