@@ -13,7 +13,10 @@ from django.utils import timezone
 
 from conversations.models import CannedResponse, Conversation, Label, Message
 from handoffs.models import OwnershipChange
-from tests.console.actions_support import HTMX, state
+
+# Also loaded as a plugin (its fixtures) below: let pytest rewrite it before this import.
+pytest.register_assert_rewrite("tests.console.actions_support")
+from tests.console.actions_support import HTMX, state  # noqa: E402
 
 pytest_plugins = ["tests.console.actions_support"]
 

@@ -12,8 +12,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from conversations.models import Conversation, Label, Message, MessageTemplate
-from tests.console.actions_support import HTMX, state
 from tests.fake_graph import FakeGraph
+
+# Also loaded as a plugin (its fixtures) below: let pytest rewrite it before this import.
+pytest.register_assert_rewrite("tests.console.actions_support")
+from tests.console.actions_support import HTMX, state  # noqa: E402
 
 pytest_plugins = ["tests.console.actions_support", "tests.conftest_graph"]
 
