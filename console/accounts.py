@@ -68,19 +68,31 @@ def _next_url(request: HttpRequest) -> str:
     return resolve_url(settings.LOGIN_REDIRECT_URL)
 
 
-def _check_code(user: Any, code: str) -> Any:
-    """The device that accepts ``code`` (a TOTP code, or a backup code, used up here), or None.
-    Each kind is tried only on its own devices, so a mistyped TOTP code does not count against
-    the backup codes' throttle (and the other way round)."""
+def _check_code(user: Any, code: str) -> tuple[Any, bool]:
+    """The device that accepts ``code`` (a TOTP code, or a backup code, used up here), or None;
+    and whether a device refused to check it (django-otp throttles each device after a wrong
+    code, doubling the wait each time: guessing a 6-digit code is out of reach). Each kind is
+    tried only on its own devices, so a mistyped TOTP code does not count against the backup
+    codes' throttle (and the other way round)."""
     backup = not code.isdigit()
+    throttled = False
     with transaction.atomic():
         # for_verify locks the devices: a backup code used in two requests at once works once.
         for device in devices_for_user(user, for_verify=True):
             if isinstance(device, StaticDevice) != backup:
                 continue
+            if not device.verify_is_allowed()[0]:
+                throttled = True
+                continue
             if device.verify_token(code):
-                return device
-    return None
+                return device, False
+    return None, throttled
+
+
+def _code_error(throttled: bool) -> str:
+    if throttled:
+        return gettext("Too many wrong codes. Wait a few seconds and try again.")
+    return gettext("This code is not valid.")
 
 
 def _new_backup_codes(user: Any) -> list[str]:
@@ -179,7 +191,7 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
         return redirect(next_url)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        device = _check_code(request.user, form.cleaned_data["code"])
+        device, throttled = _check_code(request.user, form.cleaned_data["code"])
         if device is not None:
             otp_login(request, device)
             if isinstance(device, StaticDevice):
@@ -190,7 +202,7 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
                     % {"count": left},
                 )
             return redirect(next_url)
-        form.add_error("code", gettext("This code is not valid."))
+        form.add_error("code", _code_error(throttled))
     return render(request, "accounts/two_factor_verify.html", {"form": form, "next": next_url})
 
 
@@ -204,8 +216,8 @@ def two_factor_disable(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         if not request.user.check_password(form.cleaned_data["password"]):
             form.add_error("password", gettext("Your password is not correct."))
-        elif _check_code(request.user, form.cleaned_data["code"]) is None:
-            form.add_error("code", gettext("This code is not valid."))
+        elif (checked := _check_code(request.user, form.cleaned_data["code"]))[0] is None:
+            form.add_error("code", _code_error(checked[1]))
         else:
             with transaction.atomic():
                 TOTPDevice.objects.filter(user=request.user).delete()

@@ -376,3 +376,23 @@ def test_it_does_not_trap_a_session_whose_device_was_removed_elsewhere(client: C
     assert verify.status_code == 302
     assert verify.url == "/accounts/password/"
     assert after.status_code == 200
+
+
+def test_it_throttles_code_guessing(client: Client, english: None) -> None:
+    # given: a stolen password; the thief guesses codes
+    user = staff("ana")
+    device = enrolled(user)
+    client.post("/accounts/login/", {"username": "ana", "password": PASSWORD})
+    for guess in ("111111", "222222", "333333"):
+        client.post("/accounts/2fa/verify/", {"code": guess})
+
+    # when: even the right code is refused while the device waits out its delay
+    response = client.post("/accounts/2fa/verify/", {"code": totp_code(device)})
+
+    # then
+    assert response.status_code == 200
+    assert "Too many wrong codes" in response.content.decode()
+    assert "otp_device_id" not in client.session
+    device.refresh_from_db()
+    # the guesses after the first were not even checked
+    assert device.throttling_failure_count == 1
