@@ -172,12 +172,15 @@ def main() -> None:
     if args.build:
         build(args.build, env)
     os.environ.update(env)
+    print(f"load average before: {', '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
     results = measure(args.requests, args.warmup)
     from conversations.models import Conversation, Message
 
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     header = (
         f"{Conversation.objects.count():,} conversations, {Message.objects.count():,} messages "
-        f"(PostgreSQL {os.environ['DATABASE_URL'].rsplit('/', 1)[1]})"
+        f"(PostgreSQL {os.environ['DATABASE_URL'].rsplit('/', 1)[1]}); load average at the end "
+        f"{load} on {os.cpu_count()} CPUs (the machine is shared)"
     )
     text = header + "\n\n" + table(results, args.requests) + "\n"
     print("\n" + text)
