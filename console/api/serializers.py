@@ -4,6 +4,9 @@ the request: the views hand them objects already found through ``conversations.a
 Customers' phone numbers follow the console's rule (``console.timeline.may_see_phone``):
 whole for admins and the inbox's supervisors, masked for attendants. ``Phones`` answers it
 for a whole page with one query.
+
+Field help texts are API documentation, in English like the rest of the schema; the messages
+a person may read (validation errors, refusals) are translated.
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ class CustomerBriefSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     name = serializers.CharField(read_only=True)
     username = serializers.CharField(read_only=True)
-    phone = serializers.CharField(read_only=True, help_text=_("Masked for attendants, whole for supervisors."))
+    phone = serializers.CharField(read_only=True, help_text="Masked for attendants, whole for supervisors.")
 
 
 def customer_brief(customer: Customer, *, full: bool) -> dict[str, Any]:
@@ -140,7 +143,7 @@ class ConversationSerializer(serializers.ModelSerializer):
 
 class ConversationDetailSerializer(ConversationSerializer):
     actions = serializers.SerializerMethodField(
-        help_text=_("The ownership changes this user may attempt now (take_over, transfer, close...).")
+        help_text="The ownership changes this user may attempt now (take_over, transfer, close...)."
     )
 
     class Meta(ConversationSerializer.Meta):
@@ -159,14 +162,14 @@ class ConversationFilterSerializer(serializers.Serializer):
     assignee = serializers.IntegerField(required=False, min_value=1)
     label = serializers.IntegerField(required=False, min_value=1)
     search = serializers.CharField(required=False, max_length=100, allow_blank=True)
-    since = serializers.DateField(required=False, help_text=_("Last activity on or after this day."))
-    until = serializers.DateField(required=False, help_text=_("Last activity on or before this day."))
+    since = serializers.DateField(required=False, help_text="Last activity on or after this day.")
+    until = serializers.DateField(required=False, help_text="Last activity on or before this day.")
 
 
 class TransferSerializer(serializers.Serializer):
     to = serializers.ChoiceField(choices=[("attendant", "attendant"), ("queue", "queue"), ("bot", "bot")])
     assignee = serializers.IntegerField(
-        required=False, min_value=1, help_text=_("The member of the inbox to hand it to (with to=attendant).")
+        required=False, min_value=1, help_text="The member of the inbox to hand it to (with to=attendant)."
     )
     reason = serializers.CharField(required=False, allow_blank=True, max_length=RESOLUTION_MAX, default="")
 
@@ -186,7 +189,7 @@ class ReopenSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         default=None,
-        help_text=_("Where it goes; by default to the user when they may hold it, else to the queue."),
+        help_text="Where it goes; by default to the user when they may hold it, else to the queue.",
     )
 
 
@@ -194,7 +197,7 @@ class ReopenSerializer(serializers.Serializer):
 
 
 class MediaSerializer(serializers.Serializer):
-    url = serializers.CharField(read_only=True, help_text=_("Served after an access check."))
+    url = serializers.CharField(read_only=True, help_text="Served after an access check.")
     mime = serializers.CharField(read_only=True)
     size = serializers.IntegerField(read_only=True, allow_null=True)
     filename = serializers.CharField(read_only=True)
@@ -253,7 +256,7 @@ class SendTextSerializer(serializers.Serializer):
     # Lengths are checked by conversations.outbound (the one rule, with its message).
     text = serializers.CharField(trim_whitespace=False, allow_blank=True)
     reply_to = serializers.IntegerField(
-        required=False, min_value=1, help_text=_("A message of this conversation to quote.")
+        required=False, min_value=1, help_text="A message of this conversation to quote."
     )
 
 
@@ -266,7 +269,7 @@ class SendTemplateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=512)
     language = serializers.CharField(max_length=20)
     components = serializers.ListField(
-        child=serializers.DictField(), required=False, default=list, help_text=_("As in the Graph API.")
+        child=serializers.DictField(), required=False, default=list, help_text="As in the Graph API."
     )
 
     def validate_components(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -280,7 +283,7 @@ class SendTemplateSerializer(serializers.Serializer):
 
 
 class CustomerSerializer(serializers.ModelSerializer):
-    phone = serializers.SerializerMethodField(help_text=_("Masked for attendants, whole for supervisors."))
+    phone = serializers.SerializerMethodField(help_text="Masked for attendants, whole for supervisors.")
 
     class Meta:
         model = Customer
@@ -315,4 +318,4 @@ class MessageTemplateSerializer(serializers.ModelSerializer):
 
 
 class TokenSerializer(serializers.Serializer):
-    token = serializers.CharField(read_only=True, help_text=_("Send it as: Authorization: Token <token>"))
+    token = serializers.CharField(read_only=True, help_text="Send it as: Authorization: Token <token>")

@@ -162,6 +162,27 @@ def test_it_refuses_a_send_from_someone_who_may_not_write_now(
 
 
 @pytest.mark.django_db
+def test_it_lets_an_attendant_read_a_customers_closed_history_but_not_write_there(team, make_conversation, api) -> None:
+    # given: Maria waits in the queue; her earlier conversation was Ana's
+    queued = make_conversation(Status.QUEUED)
+    closed = make_conversation(Status.CLOSED, assignee=team.ana, customer=queued.customer)
+    received(closed, 1, timezone.now() - timedelta(days=3))
+    before = state(closed)
+    client = api(team.bruno)
+
+    # when
+    reading = client.get(url(closed))
+    writing = client.post(url(closed), {"text": "Oi"}, format="json")
+
+    # then
+    assert reading.status_code == 200
+    assert [m["text"] for m in reading.json()["results"]] == ["mensagem 1"]
+    assert writing.status_code == 403
+    assert writing.json() == {"detail": "You can read this conversation but not act on it."}
+    assert state(closed) == before
+
+
+@pytest.mark.django_db
 def test_it_answers_409_with_the_reason_after_the_window(team, make_conversation, api) -> None:
     # given
     conversation = make_conversation(
