@@ -22,7 +22,7 @@ from django.contrib.auth.forms import PasswordChangeForm
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -143,14 +143,7 @@ def two_factor_setup(request: HttpRequest) -> HttpResponse:
             # Enrolled from another session: this one verifies first.
             security.remember_device(request.session, user)
             return redirect("two_factor_verify")
-        backup = StaticDevice.objects.filter(user=user).first()
-        context = {
-            "enabled": True,
-            "form": DisableForm(),
-            "backup_left": backup.token_set.count() if backup else 0,
-            "required": security.second_factor_required(user),
-        }
-        return render(request, "accounts/two_factor.html", context)
+        return render(request, "accounts/two_factor.html", _enabled_context(user, DisableForm()))
 
     # One unconfirmed device per user: reloading the page keeps the same secret (the one
     # already scanned); confirming it replaces every older device.
@@ -198,7 +191,9 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
                 left = device.token_set.count()
                 messages.warning(
                     request,
-                    gettext("You used a backup code; %(count)d left. Set up new ones at Two-factor authentication.")
+                    gettext(
+                        "You used a backup code; %(count)d left. You can get new ones under Two-factor authentication."
+                    )
                     % {"count": left},
                 )
             return redirect(next_url)
@@ -226,14 +221,37 @@ def two_factor_disable(request: HttpRequest) -> HttpResponse:
             request.session[security.ENROLLED_KEY] = False
             messages.success(request, gettext("Two-factor authentication was turned off."))
             return redirect("two_factor_setup")
-    backup = StaticDevice.objects.filter(user=request.user).first()
-    context = {
+    return render(request, "accounts/two_factor.html", _enabled_context(request.user, form), status=400)
+
+
+@sensitive_post_parameters()
+@never_cache
+@login_required
+def backup_codes(request: HttpRequest) -> HttpResponse:
+    """New backup codes (the old ones stop working), confirmed like turning 2FA off."""
+    if request.method != "POST" or not TOTPDevice.objects.filter(user=request.user, confirmed=True).exists():
+        return redirect("two_factor_setup")
+    form = DisableForm(request.POST)
+    if form.is_valid():
+        if not request.user.check_password(form.cleaned_data["password"]):
+            form.add_error("password", gettext("Your password is not correct."))
+        elif (checked := _check_code(request.user, form.cleaned_data["code"]))[0] is None:
+            form.add_error("code", _code_error(checked[1]))
+        else:
+            with transaction.atomic():
+                codes = _new_backup_codes(request.user)
+            return render(request, "accounts/backup_codes.html", {"codes": codes, "next": reverse("two_factor_setup")})
+    return render(request, "accounts/two_factor.html", _enabled_context(request.user, form), status=400)
+
+
+def _enabled_context(user: Any, form: forms.Form) -> dict[str, Any]:
+    backup = StaticDevice.objects.filter(user=user).first()
+    return {
         "enabled": True,
         "form": form,
         "backup_left": backup.token_set.count() if backup else 0,
-        "required": security.second_factor_required(request.user),
+        "required": security.second_factor_required(user),
     }
-    return render(request, "accounts/two_factor.html", context, status=400)
 
 
 urlpatterns = [
@@ -243,4 +261,5 @@ urlpatterns = [
     path("2fa/", two_factor_setup, name="two_factor_setup"),
     path("2fa/verify/", two_factor_verify, name="two_factor_verify"),
     path("2fa/disable/", two_factor_disable, name="two_factor_disable"),
+    path("2fa/backup-codes/", backup_codes, name="two_factor_backup_codes"),
 ]

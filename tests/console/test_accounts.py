@@ -462,3 +462,38 @@ def test_it_shows_the_lockout_page_in_portuguese(client: Client, settings: Any) 
     assert response.status_code == 429
     assert '<html lang="pt-br">' in response.content.decode()
     assert response["Content-Language"] == "pt-br"
+
+
+def test_it_replaces_the_backup_codes_with_password_and_code(client: Client) -> None:
+    # given
+    user = staff("ana")
+    device = enrolled(user, backup_codes=("oldcode1", "oldcode2"))
+    log_in(client, user, device)
+
+    # when
+    response = client.post("/accounts/2fa/backup-codes/", {"password": PASSWORD, "code": "oldcode1"})
+
+    # then
+    codes = list(StaticToken.objects.filter(device__user=user).values_list("token", flat=True))
+    assert response.status_code == 200
+    assert len(codes) == 10
+    assert "oldcode2" not in codes
+    assert all(code in response.content.decode() for code in codes)
+    assert TOTPDevice.objects.filter(user=user, confirmed=True).count() == 1
+
+
+def test_it_keeps_the_backup_codes_without_the_password(client: Client) -> None:
+    # given
+    user = staff("ana")
+    device = enrolled(user, backup_codes=("oldcode1", "oldcode2"))
+    log_in(client, user, device)
+
+    # when
+    response = client.post("/accounts/2fa/backup-codes/", {"password": "wrong", "code": "oldcode1"})
+
+    # then
+    assert response.status_code == 400
+    assert sorted(StaticToken.objects.filter(device__user=user).values_list("token", flat=True)) == [
+        "oldcode1",
+        "oldcode2",
+    ]
