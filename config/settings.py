@@ -142,12 +142,12 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Idle timeout and the second factor (after OTP, which tells whether the session is verified).
     "config.security.SessionSecurityMiddleware",
     # CSP, Permissions-Policy on every response.
     "config.security.SecurityHeadersMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Axes must be last: it reads the outcome of authentication.
     "axes.middleware.AxesMiddleware",
@@ -287,6 +287,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": _expiring(50.0),
     },
+    # Retention: empties old webhook bodies in batches (manage.py purge_webhook_bodies by hand).
+    "purge-webhook-bodies": {
+        "task": "conversations.tasks.purge_webhook_bodies",
+        "schedule": 3600.0,
+        "options": _expiring(1800.0),
+    },
     # Message templates from Meta, per inbox (manage.py sync_templates by hand; the admin too).
     "sync-message-templates": {
         "task": "conversations.tasks.sync_message_templates",
@@ -318,27 +324,19 @@ LOGOUT_REDIRECT_URL = "login"
 AXES_HANDLER = "config.security.AxesHandler"
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 10)
+AXES_IP_FAILURE_LIMIT = env_int("AXES_IP_FAILURE_LIMIT", 50)
 AXES_COOLOFF_TIME = env_float("AXES_COOLOFF_HOURS", 1.0)
 # The pt-BR lockout page (templates/registration/lockout.html).
 AXES_LOCKOUT_CALLABLE = "config.security.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
-OTP_TOTP_ISSUER = "Atende"
-
-# --- I18N ---------------------------------------------------------------------------------
-LANGUAGE_CODE = "pt-br"
-LANGUAGES = [("pt-br", _("Brazilian Portuguese")), ("en", _("English"))]
-AXES_IP_FAILURE_LIMIT = env_int("AXES_IP_FAILURE_LIMIT", 50)
-LOCALE_PATHS = [BASE_DIR / "locale"]
-# Short numeric dates for pt-BR (config/formats/pt_BR/formats.py); other languages keep Django's.
-FORMAT_MODULE_PATH = ["config.formats"]
 # Behind the TLS proxy every request comes from the proxy's address: the client's is the last
 # X-Forwarded-For entry (the one the proxy appended; earlier ones are the client's to forge).
 AXES_CLIENT_IP_CALLABLE = "config.security.client_ip"
 # Two-factor authentication (TOTP, django-otp; enrollment at /accounts/2fa/): required for
 # superusers and supervisors in production, optional elsewhere unless OTP_REQUIRED_FOR_EVERYONE.
 # The embedded demo relaxes it (seed_demo says so where it prints the logins).
-TIME_ZONE = env_str("TIME_ZONE", "America/Sao_Paulo")
+OTP_TOTP_ISSUER = "Atende"
 # pytest (only pytest, see RUNNING_TESTS) runs without it, like SECURE_SSL_REDIRECT: the
 # tests of the second factor turn it on themselves.
 OTP_REQUIRED_FOR_STAFF_ROLES = env_bool("OTP_REQUIRED_FOR_STAFF_ROLES", PRODUCTION and not RUNNING_TESTS)
@@ -351,6 +349,14 @@ OTP_BACKUP_CODES = 10
 SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 60)
 SESSION_COOKIE_AGE = env_int("SESSION_MAX_HOURS", 12) * 3600
 SESSION_COOKIE_SAMESITE = "Lax"
+
+# --- I18N ---------------------------------------------------------------------------------
+LANGUAGE_CODE = "pt-br"
+LANGUAGES = [("pt-br", _("Brazilian Portuguese")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# Short numeric dates for pt-BR (config/formats/pt_BR/formats.py); other languages keep Django's.
+FORMAT_MODULE_PATH = ["config.formats"]
+TIME_ZONE = env_str("TIME_ZONE", "America/Sao_Paulo")
 USE_I18N = True
 USE_TZ = True
 
@@ -389,14 +395,6 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PROD
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
-
-# --- WhatsApp Cloud API -----------------------------------------------------------------
-# Demo credentials for the embedded mode only (never with DATABASE_URL or REDIS_URL); the ids
-# are the ones in Meta's documentation examples, so the samples from the docs route to the
-# demo inbox.
-WHATSAPP_PHONE_NUMBER_ID = env_str("WHATSAPP_PHONE_NUMBER_ID", "106540352242922" if EMBEDDED else "")
-WHATSAPP_DISPLAY_NUMBER = env_str("WHATSAPP_DISPLAY_NUMBER", "15550783881" if EMBEDDED else "")
-WHATSAPP_WABA_ID = env_str("WHATSAPP_WABA_ID", "102290129340398" if EMBEDDED else "")
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # Every HTML response carries a Content-Security-Policy with no inline scripts
@@ -415,13 +413,21 @@ CSP_POLICY = {
     "object-src": "'none'",
     "base-uri": "'self'",
     "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
 # The documented exceptions, by path prefix. Swagger UI (/api/docs/) injects <style> elements;
 # its scripts are files. (The admin needs none: only django-celery-beat's periodic task form
 # has an inline script, a preview of the crontab in words, and the form works without it.)
 CSP_PATH_OVERRIDES = {"/api/docs/": {"style-src": "'self' 'unsafe-inline'"}}
-    "frame-ancestors": "'none'",
-}
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
+
+# --- WhatsApp Cloud API -----------------------------------------------------------------
+# Demo credentials for the embedded mode only (never with DATABASE_URL or REDIS_URL); the ids
+# are the ones in Meta's documentation examples, so the samples from the docs route to the
+# demo inbox.
+WHATSAPP_PHONE_NUMBER_ID = env_str("WHATSAPP_PHONE_NUMBER_ID", "106540352242922" if EMBEDDED else "")
+WHATSAPP_DISPLAY_NUMBER = env_str("WHATSAPP_DISPLAY_NUMBER", "15550783881" if EMBEDDED else "")
+WHATSAPP_WABA_ID = env_str("WHATSAPP_WABA_ID", "102290129340398" if EMBEDDED else "")
 WHATSAPP_ACCESS_TOKEN = env_str("WHATSAPP_ACCESS_TOKEN", "demo-access-token" if EMBEDDED else "")
 WHATSAPP_APP_SECRET = env_str("WHATSAPP_APP_SECRET", "demo-app-secret" if EMBEDDED else "")
 WHATSAPP_VERIFY_TOKEN = env_str("WHATSAPP_VERIFY_TOKEN", "demo-verify-token" if EMBEDDED else "")
@@ -442,6 +448,9 @@ WHATSAPP_SEND_MAX_ATTEMPTS = env_int("WHATSAPP_SEND_MAX_ATTEMPTS", 8)
 WHATSAPP_MEDIA_MAX_ATTEMPTS = env_int("WHATSAPP_MEDIA_MAX_ATTEMPTS", 6)
 WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 3 * 1024 * 1024)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 10)
+# Days a processed (or rejected) webhook body is kept before beat empties it
+# (conversations/retention.py); flagged and failed events keep theirs until handled.
+WEBHOOK_RETENTION_DAYS = env_int("WEBHOOK_RETENTION_DAYS", 30)
 # Processing (conversations/processing.py, dispatch.py): events claimed per transaction; how
 # long one wake-up keeps claiming before it hands over; how many wake-ups the listener and the
 # sweep keep queued (about the webhook worker's concurrency); how many claims without an

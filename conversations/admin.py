@@ -887,6 +887,8 @@ class WebhookEventAdmin(RecordAdmin):
         "notes",
         "last_error",
         "body_sha256",
+        "body_size",
+        "body_purged",
         "body_pretty",
         "messages_link",
     )
@@ -906,7 +908,9 @@ class WebhookEventAdmin(RecordAdmin):
 
     @admin.display(description=_("body"))
     def body_pretty(self, obj: WebhookEvent) -> str:
-        return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', event_body_text(obj.body))
+        if obj.body_purged is not None:
+            return gettext("Emptied after the retention period (WEBHOOK_RETENTION_DAYS); its hash and size are kept.")
+        return format_html('<pre class="atende-json">{}</pre>', event_body_text(obj.body))
 
     @admin.display(description=_("messages"))
     def messages_link(self, obj: WebhookEvent) -> str:
@@ -921,9 +925,12 @@ class WebhookEventAdmin(RecordAdmin):
     def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
         # Imported here so this module does not load the whole intake pipeline at startup.
         unsigned = queryset.filter(signature_valid=False).count()
+        # Nothing left to apply in an event whose body retention emptied.
+        purged = queryset.filter(signature_valid=True, body_purged__isnull=False).count()
         states: Counter[str] = Counter()
         busy = 0
-        for pk in queryset.filter(signature_valid=True).order_by("received", "pk").values_list("pk", flat=True):
+        replayable = queryset.filter(signature_valid=True, body_purged__isnull=True)
+        for pk in replayable.order_by("received", "pk").values_list("pk", flat=True):
             # Each event runs in its own transaction, as the workers do; dedupe by wamid makes
             # reprocessing an already applied event harmless.
             event = processing.process_event(pk, force=True)
@@ -939,6 +946,17 @@ class WebhookEventAdmin(RecordAdmin):
         ) % {"count": sum(states.values()), "summary": summary or "—", "unsigned": unsigned, "busy": busy}
         trouble = states[WebhookEvent.State.FAILED] or states[WebhookEvent.State.FLAGGED] or unsigned or busy
         self.message_user(request, text, messages.WARNING if trouble else messages.SUCCESS)
+        if purged:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d event not reprocessed: its body was emptied after the retention period.",
+                    "%(count)d events not reprocessed: their bodies were emptied after the retention period.",
+                    purged,
+                )
+                % {"count": purged},
+                messages.WARNING,
+            )
 
 
 # --- OrphanStatus ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from conversations import delivery, dispatch, jobs, media, processing
+from conversations import delivery, dispatch, jobs, media, processing, retention
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,12 @@ def sweep_media_downloads(limit: int = 500) -> int:
     if due:
         logger.info("media sweep queued %s downloads", len(due))
     return len(due)
+
+
+@shared_task(ignore_result=True)
+def purge_webhook_bodies() -> int:
+    """Retention: empty the bodies of old processed webhook events (conversations/retention.py)."""
+    return retention.purge_webhook_bodies()
 
 
 @shared_task(ignore_result=True)
