@@ -51,6 +51,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PY = os.environ.get("PYTHON", str(ROOT / ".venv" / "bin" / "python"))
 MARK_START = "<!-- console-ws:start -->"
+# BENCH_WS_DUMP=<file>: append every frame the attendants' sockets receive (debugging).
+DUMP = os.environ.get("BENCH_WS_DUMP", "")
 MARK_END = "<!-- console-ws:end -->"
 TEXT = "bench-ws {tag} {index:07d}"
 FOUND = re.compile(r"bench-ws (\w+) (\d{7})")
@@ -330,7 +332,11 @@ async def latency(args: argparse.Namespace, stack: Stack, cookies: list[str], co
             if text is None:
                 return
             now = time.monotonic()
-            found = [hit for fragment in MESSAGE_FRAGMENT.findall(text) for hit in FOUND.findall(fragment)]
+            if DUMP:
+                with open(DUMP, "a") as dump:
+                    dump.write(f"--- {now:.3f} socket {number}\n{text}\n")
+            # A message fragment shows its text twice (the body, and the reply button's preview).
+            found = {hit for fragment in MESSAGE_FRAGMENT.findall(text) for hit in FOUND.findall(fragment)}
             for tag, index in found:
                 arrivals.append((now, number, tag, int(index)))
             if not found:
@@ -403,6 +409,7 @@ async def latency(args: argparse.Namespace, stack: Stack, cookies: list[str], co
                 "max_ms": percentile(delays, 100),
                 "mean_ms": round(statistics.fmean(delays) * 1000, 1) if delays else None,
                 "list_frames": other_frames[0],
+                "events": len(to_event),
                 "event_p50_ms": percentile(to_event, 50),
                 "event_p99_ms": percentile(to_event, 99),
                 "console_p50_ms": percentile(console_part, 50),

@@ -64,6 +64,14 @@ TYPING_INTERVAL = 2.0
 # the next sync does not repair; rendering every copy would double the socket's work.
 RECENT_EVENTS = 512
 COPY_SECONDS = 2.0
+LAYER_EVENTS = {
+    "conversation.opened": "conversation_opened",
+    "conversation.updated": "conversation_updated",
+    "message.created": "message_created",
+    "message.updated": "message_updated",
+    "console.typing": "console_typing",
+    "presence.changed": "presence_changed",
+}
 # A refused handshake; anonymous, inactive, idle-expired or second factor pending.
 REFUSED = 4403
 
@@ -97,6 +105,15 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         self.joined = set()
         # A closed socket is a page navigation as often as a closed tab: presence stays what
         # the user set (console/presence.py explains what supervisors see instead).
+
+    async def dispatch(self, message: dict) -> None:
+        # Channels closes stale database connections before every handler, a hop to the
+        # database thread per event per socket; the layer's events touch the database only
+        # through database_sync_to_async, which does that itself.
+        if message["type"] in LAYER_EVENTS:
+            await getattr(self, LAYER_EVENTS[message["type"]])(message)
+        else:
+            await super().dispatch(message)
 
     # --- From the browser ---------------------------------------------------------------------
 
