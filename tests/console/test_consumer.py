@@ -397,3 +397,22 @@ def test_it_gives_each_console_its_own_csrf_token_in_a_shared_fragment(live, tea
         assert tokens, name
         assert {_unmask_cipher_token(token) for token in tokens} == {secrets[name]}, name
         assert "stand0in" not in html
+
+
+def test_it_delivers_every_inbox_to_an_admin(live, team, make_conversation) -> None:
+    # given: a superuser, member of no inbox
+    from django.contrib.auth.models import User
+
+    admin = User.objects.create_superuser("root")
+    conversation = make_conversation(Status.ASSIGNED, assignee=team.outsider, inbox=team.other_inbox)
+
+    async def scenario() -> str:
+        socket, _ = await connect(admin)
+        await sync(socket, conversation.pk)
+        await sync_to_async(_note)(conversation, team.outsider, "na filial")
+        received = "".join(await frames(socket))
+        await socket.disconnect()
+        return received
+
+    # then
+    assert "na filial" in async_to_sync(scenario)()
