@@ -482,3 +482,23 @@ def test_it_answers_404_on_every_demo_route_outside_the_embedded_mode(world: Sim
     # then
     assert routes
     assert problems == []
+
+
+def test_it_refuses_every_post_without_the_csrf_token_even_to_the_owner(world: SimpleNamespace) -> None:
+    # given: Ana's own conversation, her logged-in browser, a forged cross-site form or htmx call
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(world.ana)
+    before = snapshot(world.a)
+
+    # when
+    accepted = []
+    for route in discover():
+        url = url_for(route, kwargs_for(route, world.a))
+        for headers in ({}, {"HTTP_HX_REQUEST": "true"}):
+            response = client.post(url, BODY, **headers)
+            if response.status_code not in (403, 404, 405):
+                accepted.append(f"POST {url} ({route.name or route.path}) {headers} answered {response.status_code}")
+
+    # then
+    assert accepted == []
+    assert snapshot(world.a) == before
