@@ -12,7 +12,8 @@ security headers of every response.
   verified device where two-factor authentication is required.
 
 The websocket (Channels) does not run through Django's middleware: a consumer asks
-``session_is_usable(user, session)`` on connect.
+``session_is_usable(user, session)`` on connect, and ``session_is_current(user, session)``
+now and then while it stays open (logout, password change, idle timeout).
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from importlib import import_module
 from typing import Any
 
 from axes.handlers.database import AxesDatabaseHandler
 from axes.helpers import get_cool_off, get_failure_limit, get_lockout_parameters
 from django.conf import settings
-from django.contrib.auth import logout
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model, logout
 from django.contrib.auth.signals import user_logged_in
 from django.core.exceptions import DisallowedHost
 from django.db.models import Sum
@@ -33,6 +35,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.crypto import constant_time_compare
 from django.utils.http import urlencode
 from django.utils.translation import gettext
 from django_otp import DEVICE_ID_SESSION_KEY
@@ -188,6 +191,24 @@ def session_is_usable(user: Any, session: Any) -> bool:
     if _idle_expired(session, time.time()):
         return False
     return pending_step(user, _session_verified(user, session)) is None
+
+
+def session_is_current(user: Any, session: Any) -> bool:
+    """For a websocket that stays open for hours: the session it was opened with, read again
+    from the store, still logs this user in (not logged out, not expired, not idle, same
+    password, no second factor pending). ``session_is_usable`` alone trusts the copy the
+    socket loaded at connect."""
+    key = getattr(session, "session_key", None)
+    if not key or user is None or not user.is_authenticated:
+        return False
+    data = import_module(settings.SESSION_ENGINE).SessionStore(key).load()
+    fresh = get_user_model()._default_manager.filter(pk=user.pk, is_active=True).first()
+    if fresh is None or data.get(SESSION_KEY) != str(fresh.pk):
+        return False
+    stored_hash = data.get(HASH_SESSION_KEY) or ""
+    if not constant_time_compare(stored_hash, fresh.get_session_auth_hash()):
+        return False  # the password changed: every other session is over
+    return session_is_usable(fresh, data)
 
 
 def admin_permission(original: Callable[[HttpRequest], bool]) -> Callable[[HttpRequest], bool]:

@@ -502,3 +502,43 @@ def test_it_refuses_every_post_without_the_csrf_token_even_to_the_owner(world: S
     # then
     assert accepted == []
     assert snapshot(world.a) == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="console/consumers.py checks the session only on connect: it should ask "
+    "config.security.session_is_current() on every sync and before pushing (then drop this mark)",
+)
+@pytest.mark.usefixtures("layer")
+@pytest.mark.django_db(transaction=True)
+def test_it_stops_a_websocket_whose_session_logged_out(settings: Any) -> None:
+    # given: Ana's console is open; she logs out in another tab (or is idle-expired, or her
+    # password changes): the session the socket was opened with no longer exists
+    settings.OTP_REQUIRED_FOR_STAFF_ROLES = False
+    world = _world_for_sockets()
+    a = world.a
+
+    async def scenario() -> str:
+        from asgiref.sync import sync_to_async
+        from django.contrib.sessions.models import Session
+
+        communicator, connected = await connect(world.ana)
+        assert connected
+        await sync(communicator, a.conversation.pk)
+        await sync_to_async(lambda: Session.objects.all().delete())()
+
+        def publish() -> None:
+            events.message_created(a.message)
+            events.conversation_updated(a.conversation)
+
+        await sync_to_async(publish)()
+        received = "".join(await frames(communicator))
+        received += "".join(await sync(communicator, a.conversation.pk))
+        await communicator.disconnect()
+        return received
+
+    # when
+    received = asyncio.run(scenario())
+
+    # then
+    assert leaks(received.encode(), a.secrets) == []

@@ -396,3 +396,37 @@ def test_it_throttles_code_guessing(client: Client, english: None) -> None:
     device.refresh_from_db()
     # the guesses after the first were not even checked
     assert device.throttling_failure_count == 1
+
+
+def test_it_tells_a_long_lived_socket_when_its_session_is_over(settings: Any) -> None:
+    # given: three sessions of the same user
+    from importlib import import_module
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    user = staff("ana")
+    kept, logged_out, elsewhere = Client(), Client(), Client()
+    for client in (kept, logged_out, elsewhere):
+        log_in(client, user)
+
+    def session_of(client: Client) -> Any:
+        return store(client.cookies[settings.SESSION_COOKIE_NAME].value)
+
+    sockets = {
+        name: session_of(c) for name, c in (("kept", kept), ("logged_out", logged_out), ("elsewhere", elsewhere))
+    }
+    assert all(security.session_is_current(user, s) for s in sockets.values())
+
+    # when: one logs out, then the password changes from the kept one
+    logged_out.post("/accounts/logout/")
+    before_change = security.session_is_current(user, sockets["elsewhere"])
+    kept.post(
+        "/accounts/password/",
+        {"old_password": PASSWORD, "new_password1": "a-brand-new-secret-42", "new_password2": "a-brand-new-secret-42"},
+    )
+    user.refresh_from_db()
+
+    # then
+    assert security.session_is_current(user, sockets["logged_out"]) is False
+    assert before_change is True
+    assert security.session_is_current(user, sockets["elsewhere"]) is False
+    assert security.session_is_current(user, session_of(kept)) is True
