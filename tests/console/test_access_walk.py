@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -193,7 +194,12 @@ def kwargs_for(route: Route, side: SimpleNamespace) -> dict[str, Any]:
     for param in route.params:
         # message_pk, message_id: a message; otherwise the segment says what it is.
         target = side.message if "message" in param else by_segment.get(route.segments[param], side.conversation)
-        kwargs[param] = target.pk
+        if f"<uuid:{param}>" in route.path:
+            kwargs[param] = getattr(target, "uuid", None) or uuid.uuid4()
+        elif f"<slug:{param}>" in route.path or f"<str:{param}>" in route.path:
+            kwargs[param] = getattr(target, "shortcut", None) or getattr(target, "wamid", None) or target.pk
+        else:
+            kwargs[param] = target.pk
     return kwargs
 
 
