@@ -185,11 +185,42 @@ class SocketAccess:
         self.visible_sql = _compile(access.conversations_for(self.user).values("pk"))
         self.writable_sql = _compile(access.writable_conversations_for(self.user).values("pk"))
 
-    def visible(self, pks: Any) -> set[int]:
-        return _ids_among(self.visible_sql, pks)
+    def visible_rows(self, pks: Any) -> dict[int, Any]:
+        """The conversations among ``pks`` this user may see, with their ``updated``: one
+        statement."""
+        pks = [int(pk) for pk in pks]
+        if self.visible_sql is None or not pks:
+            return {}
+        sql, params = self.visible_sql
+        marks = ", ".join(["%s"] * len(pks))
+        statement = (
+            "SELECT c.id, c.updated FROM conversations_conversation c "  # noqa: S608 -- placeholders
+            f"WHERE c.id IN ({marks}) AND c.id IN ({sql})"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(statement, [*pks, *params])
+            return dict(cursor.fetchall())
 
-    def writable(self, pks: Any) -> set[int]:
-        return _ids_among(self.writable_sql, pks)
+    def visible_messages(self, conversation_id: int, pks: Any) -> tuple[dict[int, Any], bool]:
+        """The messages among ``pks`` of this conversation, if this user may see it, with their
+        ``updated``, and whether they may act on it: one statement."""
+        pks = [int(pk) for pk in pks]
+        if self.visible_sql is None or not pks:
+            return {}, False
+        sql, params = self.visible_sql
+        if self.writable_sql is None:
+            writable, writable_params = "FALSE", ()
+        else:
+            writable, writable_params = f"m.conversation_id IN ({self.writable_sql[0]})", self.writable_sql[1]
+        marks = ", ".join(["%s"] * len(pks))
+        statement = (
+            f"SELECT m.id, m.updated, {writable} FROM conversations_message m "  # noqa: S608 -- placeholders
+            f"WHERE m.id IN ({marks}) AND m.conversation_id = %s AND m.conversation_id IN ({sql})"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(statement, [*writable_params, *pks, conversation_id, *params])
+            rows = cursor.fetchall()
+        return {row[0]: row[1] for row in rows}, bool(rows and rows[0][2])
 
 
 def _compile(queryset: Any) -> tuple[str, tuple] | None:
@@ -198,33 +229,6 @@ def _compile(queryset: Any) -> tuple[str, tuple] | None:
     except EmptyResultSet:
         return None  # nothing at all (an inactive user)
     return sql, tuple(params)
-
-
-def _ids_among(compiled: tuple[str, tuple] | None, pks: Any) -> set[int]:
-    pks = [int(pk) for pk in pks]
-    if compiled is None or not pks:
-        return set()
-    sql, params = compiled
-    marks = ", ".join(["%s"] * len(pks))
-    with connection.cursor() as cursor:
-        statement = f"SELECT allowed.pk FROM ({sql}) allowed WHERE allowed.pk IN ({marks})"  # noqa: S608 -- placeholders
-        cursor.execute(statement, [*params, *pks])
-        return {row[0] for row in cursor.fetchall()}
-
-
-def _updated(table: str, pks: Any, **where: int) -> dict[int, Any]:
-    """``updated`` of these rows (the shared fragments' version), in one cheap statement."""
-    pks = [int(pk) for pk in pks]
-    if not pks:
-        return {}
-    marks = ", ".join(["%s"] * len(pks))
-    extra = "".join(f" AND {column} = %s" for column in where)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, updated FROM {table} WHERE id IN ({marks}){extra}",  # noqa: S608 -- our names, placeholders
-            [*pks, *where.values()],
-        )
-        return dict(cursor.fetchall())
 
 
 def socket_access(request: HttpRequest, *, refresh: bool = False) -> SocketAccess:
@@ -277,14 +281,19 @@ CSRF_STAND_IN = "live0csrf0stand0in0token"
 
 
 def _messages(
-    request: HttpRequest, conversation: Conversation, rows: Any, versions: dict[int, Any] | None = None
+    request: HttpRequest,
+    conversation: Conversation,
+    rows: Any,
+    versions: dict[int, Any] | None = None,
+    can_act: bool | None = None,
 ) -> list[str]:
     from django.middleware.csrf import get_token
 
     from console.timeline import ACTION_TYPES
 
     out = []
-    can_act = access.can_act(request.user, conversation)
+    if can_act is None:
+        can_act = access.can_act(request.user, conversation)
     language = translation.get_language()
     token = None
     for message in rows.exclude(type__in=ACTION_TYPES, action_pending=False).select_related(
@@ -404,30 +413,28 @@ def _latest_changes(conversation_ids: list[int], since: datetime) -> list[Owners
 
 def render_batch(request: HttpRequest, open_id: int | None, batch: Batch) -> str:
     """The fragments for a batch of live events, checked against what this user may see now
-    (one fresh access query), rendered once per process and shared (``_Shared``)."""
+    (a fresh access query, compiled once: ``SocketAccess``), rendered once per process and
+    shared (``_Shared``)."""
     with translation.override(request.LANGUAGE_CODE):
         user = request.user
         language = translation.get_language()
         rules = socket_access(request)
-        wants_open = open_id is not None and bool(batch.messages or open_id in batch.headers)
-        visible = rules.visible(set(batch.rows) | set(batch.assigned) | ({open_id} if wants_open else set()))
         out: list[str] = []
-        if wants_open and open_id in visible:
-            if batch.messages:
-                out += _shared_messages(request, rules, open_id, batch.messages, language)
-            if open_id in batch.headers:
-                opened = access.conversations_for(user).filter(pk=open_id).first()
-                if opened is not None:
-                    out.append(_header(request, opened))
-        if batch.assigned & visible:
-            out += _toasts(request, _rows_of(user, batch.assigned & visible), batch.assigned)
-        shown_rows = sorted(pk for pk in batch.rows if pk in visible)
-        versions = _updated("conversations_conversation", shown_rows)
-        missing = [pk for pk in shown_rows if not _shared.has(("row", pk, versions.get(pk), language))]
+        if open_id is not None and batch.messages:
+            out += _shared_messages(request, rules, open_id, batch.messages, language)
+        if open_id is not None and open_id in batch.headers:
+            opened = access.conversations_for(user).filter(pk=open_id).first()
+            if opened is not None:
+                out.append(_header(request, opened))
+        versions = rules.visible_rows(set(batch.rows) | set(batch.assigned))
+        if batch.assigned & versions.keys():
+            out += _toasts(request, _rows_of(user, batch.assigned & versions.keys()), batch.assigned)
+        shown_rows = sorted(pk for pk in batch.rows if pk in versions)
+        missing = [pk for pk in shown_rows if not _shared.has(("row", pk, versions[pk], language))]
         fetched = _rows_of(user, missing) if missing else {}
         for pk in sorted(batch.rows):
-            if pk in visible:
-                key = ("row", pk, versions.get(pk), language)
+            if pk in versions:
+                key = ("row", pk, versions[pk], language)
                 if pk in fetched or _shared.has(key):
                     out.append(_shared.get(key, lambda pk=pk: _render_row(request, fetched[pk])))
             elif pk in batch.gone:
@@ -442,8 +449,7 @@ def render_batch(request: HttpRequest, open_id: int | None, batch: Batch) -> str
 def _shared_messages(
     request: HttpRequest, rules: SocketAccess, open_id: int, message_ids: set[int], language: str
 ) -> list[str]:
-    can_act = open_id in rules.writable([open_id])
-    versions = _updated("conversations_message", message_ids, conversation_id=open_id)
+    versions, can_act = rules.visible_messages(open_id, message_ids)
     keys = {pk: ("message", pk, version, language, can_act) for pk, version in versions.items()}
     if any(not _shared.has(key) for key in keys.values()):
         conversation = access.conversations_for(request.user).filter(pk=open_id).first()
@@ -451,7 +457,11 @@ def _shared_messages(
             return []
         # Renders (and shares) the ones not rendered yet; the others come from the copy.
         _messages(
-            request, conversation, Message.objects.filter(conversation=conversation, pk__in=message_ids), versions
+            request,
+            conversation,
+            Message.objects.filter(conversation=conversation, pk__in=list(keys)),
+            versions,
+            can_act,
         )
     token = None
     out = []
