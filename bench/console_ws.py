@@ -218,7 +218,7 @@ class Stack:
         status = Path(f"/proc/{self.procs[name].pid}/status").read_text()
         return int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
 
-    def down(self) -> None:
+    def down(self, *, flush: bool = True) -> None:
         for proc in self.procs.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -227,7 +227,23 @@ class Stack:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-        subprocess.run(["redis-cli", "-u", self.args.redis, "flushdb"], capture_output=True, check=False)
+        if flush:
+            subprocess.run(["redis-cli", "-u", self.args.redis, "flushdb"], capture_output=True, check=False)
+
+
+LAYERS = {
+    "core": "channels_redis.core.RedisChannelLayer",
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+}
+
+
+def _reset_layers() -> None:
+    """This process's own layer (the event subscriber) follows CHANNEL_LAYER_BACKEND."""
+    from channels.layers import channel_layers
+    from django.conf import settings
+
+    settings.CHANNEL_LAYERS["default"]["BACKEND"] = os.environ["CHANNEL_LAYER_BACKEND"]
+    channel_layers.backends.clear()
 
 
 # --- Setting up people and conversations (Django, in this process) ---------------------------------
@@ -535,13 +551,14 @@ def report(latencies: list[dict], held: dict, args: argparse.Namespace) -> str:
         "(`console/conversation.html#message`) arriving on one attendant's socket; latency runs from the "
         "webhook request's due time. Every socket also gets its list rows and counters (at most once a second).",
         "",
-        "| rate (msg/s) | webhooks accepted | deliveries | missing | repeated | p50 (ms) | p95 (ms) | p99 (ms) "
+        "| layer | rate (msg/s) | webhooks accepted | deliveries | missing | repeated | p50 (ms) | p95 (ms) | p99 (ms) "
         "| max (ms) | of which webhook to event p50 / p99 (ms) | event to fragment p50 / p99 (ms) | list frames |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in latencies:
         lines.append(
-            f"| {row['rate']} | {row['accepted']}/{row['sent']} | {row['deliveries']}/{row['deliveries_expected']} "
+            f"| {row['layer']} | {row['rate']} | {row['accepted']}/{row['sent']} "
+            f"| {row['deliveries']}/{row['deliveries_expected']} "
             f"| {row['missing']} | {row['repeated']} | {row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} "
             f"| {row['max_ms']} | {row['event_p50_ms']} / {row['event_p99_ms']} "
             f"| {row['console_p50_ms']} / {row['console_p99_ms']} | {row['list_frames']} |"
@@ -550,7 +567,12 @@ def report(latencies: list[dict], held: dict, args: argparse.Namespace) -> str:
         "",
         "Target: p99 <= 100 ms at 50 msg/s (200 msg/s reported).",
         "",
-        f"Idle websockets on one daphne process: {held['opened']} of {held['attempted']} opened "
+        "Layers: `core` is channels-redis's `RedisChannelLayer` (the default: one Redis message per "
+        "socket in the group), `pubsub` its `RedisPubSubChannelLayer` (`CHANNEL_LAYER_BACKEND`: one Redis "
+        "delivery per process, fanned out to the sockets in memory).",
+        "",
+        f"Idle websockets on one daphne process ({held['layer']} layer): {held['opened']} of "
+        f"{held['attempted']} opened "
         f"({held['refused']} refused) in {held['opened_in_s']} s, {held['open_after_hold']} still open after "
         f"{held['hold_s']} s idle (daphne's pings answered), a sync answered on {held['sample_answered']} "
         f"sampled sockets; daphne's resident memory {held['rss_before_mb']} MB before, "
@@ -577,6 +599,12 @@ def write_doc(path: Path, section: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--attendants", type=int, default=100)
+    parser.add_argument(
+        "--layers",
+        type=lambda v: v.split(","),
+        default=["core", "pubsub"],
+        help="channel layers to measure, in order (core: RedisChannelLayer, the default; pubsub)",
+    )
     parser.add_argument("--customers", type=int, default=20)
     parser.add_argument("--rates", type=lambda v: [int(x) for x in v.split(",")], default=[50, 200])
     parser.add_argument("--duration", type=float, default=20.0)
@@ -606,6 +634,7 @@ def main() -> None:
         cookies = setup_people(args.attendants, "bench")
         idle_cookies = setup_people(args.idle, "idle")
         print("== servers", flush=True)
+        stack.env["CHANNEL_LAYER_BACKEND"] = os.environ["CHANNEL_LAYER_BACKEND"] = LAYERS[args.layers[0]]
         stack.up()
         from bench import loadgen
 
@@ -613,10 +642,23 @@ def main() -> None:
         warm = signed_bodies("warm", args.customers, args.customers)
         loadgen.run(f"http://127.0.0.1:{args.http_port}/webhooks/whatsapp/", warm, 10, args.customers / 10, 10.0)
         conversations = conversation_ids(args.customers)
-        print("== (a) latency", flush=True)
-        latencies = asyncio.run(latency(args, stack, cookies, conversations))
-        print("== (b) idle sockets", flush=True)
+        latencies = []
+        for number, layer in enumerate(args.layers):
+            if number:
+                # Restart the servers on the next channel layer (the data stays).
+                stack.down(flush=False)
+                stack.procs.clear()
+            stack.env["CHANNEL_LAYER_BACKEND"] = LAYERS[layer]
+            os.environ["CHANNEL_LAYER_BACKEND"] = LAYERS[layer]
+            _reset_layers()
+            if number:
+                stack.up()
+            print(f"== (a) latency, {layer} layer", flush=True)
+            for row in asyncio.run(latency(args, stack, cookies, conversations)):
+                latencies.append({**row, "layer": layer})
+        print(f"== (b) idle sockets ({args.layers[-1]} layer)", flush=True)
         held = asyncio.run(idle(args, stack, idle_cookies))
+        held["layer"] = args.layers[-1]
         print(json.dumps(held), flush=True)
         section = report(latencies, held, args)
         print(section)

@@ -64,6 +64,9 @@ TYPING_INTERVAL = 2.0
 # the next sync does not repair; rendering every copy would double the socket's work.
 RECENT_EVENTS = 512
 COPY_SECONDS = 2.0
+# Live renders run in the default thread pool, side by side, each thread with its own
+# database connection (tests set True: one connection, closed with the test database).
+RENDER_THREAD_SENSITIVE = False
 LAYER_EVENTS = {
     "conversation.opened": "conversation_opened",
     "conversation.updated": "conversation_updated",
@@ -252,7 +255,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         try:
             # Off the shared thread: sockets render side by side (each thread keeps its own
             # database connection), instead of queueing behind each other.
-            html = await database_sync_to_async(live.render_batch, thread_sensitive=False)(
+            html = await database_sync_to_async(live.render_batch, thread_sensitive=RENDER_THREAD_SENSITIVE)(
                 self.request, self.conversation_id, batch
             )
         except Exception:

@@ -26,14 +26,15 @@ ORIGIN = b"http://testserver"
 
 @pytest.fixture
 def layer(settings: Any) -> Iterator[Any]:
-    """The in-memory layer on SQLite runs; channels-redis with a prefix of this test's own when
-    REDIS_URL is set (parallel runs on one Redis stay apart)."""
+    """The in-memory layer on SQLite runs; channels-redis (the configured backend) with a prefix
+    of this test's own when REDIS_URL is set (parallel runs on one Redis stay apart)."""
     from channels.layers import channel_layers, get_channel_layer
 
     if settings.REDIS_URL:
         settings.CHANNEL_LAYERS = {
             "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                # The configured backend (core, or pub/sub with CHANNEL_LAYER_BACKEND).
+                "BACKEND": settings.CHANNEL_LAYERS["default"]["BACKEND"],
                 "CONFIG": {"hosts": [settings.REDIS_URL], "prefix": f"test-{uuid.uuid4().hex[:8]}"},
             }
         }
@@ -48,6 +49,9 @@ def live(settings: Any, layer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     settings.OTP_REQUIRED_FOR_STAFF_ROLES = False
     settings.OTP_REQUIRED_FOR_EVERYONE = False
     monkeypatch.setattr(consumers, "LIST_INTERVAL", 0.0)
+    # Renders on Django's one async-to-sync thread: no pool thread keeps a connection to the
+    # test database open when it is dropped.
+    monkeypatch.setattr(consumers, "RENDER_THREAD_SENSITIVE", True)
 
 
 @pytest.fixture
