@@ -136,6 +136,10 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
     async def _catch_up(self, data: dict) -> None:
         """Subscribe to the conversation the page shows (when this user may see it) and send
         what the page may have missed since its cursor."""
+        if not await database_sync_to_async(_session_current)(self.user, self.scope.get("session")):
+            # Logged out elsewhere, idle past the timeout, password changed: this console is over.
+            await self.close(code=REFUSED)
+            return
         wanted = _int(data.get("conversation"))
         groups, allowed = await database_sync_to_async(_groups_for)(self.user, wanted)
         await self._join(groups)
@@ -274,6 +278,12 @@ def _may_connect(user: Any, session: Any) -> bool:
     from config.security import session_is_usable
 
     return session_is_usable(user, session)
+
+
+def _session_current(user: Any, session: Any) -> bool:
+    from config.security import session_is_current
+
+    return session_is_current(user, session)
 
 
 def _groups_for(user: Any, conversation_id: int | None = None) -> tuple[set[str], int | None]:

@@ -56,6 +56,7 @@ SYNC_ROWS = 100
 # A console that has not synced for this long counts as closed (see console/presence.py).
 SEEN_SECONDS = 90
 SEEN_KEY = "console:seen:{}"
+DB_SESSIONS = ("django.contrib.sessions.backends.db", "django.contrib.sessions.backends.cached_db")
 # An assignment older than this is not announced again (a sync after a long disconnection).
 TOAST_WITHIN = timedelta(minutes=2)
 
@@ -177,9 +178,20 @@ class SocketAccess:
     admin flag, a deactivated account). Membership, status and assignee are read by the
     query itself, each time."""
 
-    def __init__(self, user: Any) -> None:
+    def __init__(self, user: Any, session_key: str | None = None) -> None:
         self.user = user
+        # Logging out deletes the session's row: every statement below also asks that it is
+        # still there, so a console logged out elsewhere gets nothing more from the next event
+        # on (the sync then closes the socket after the full check, which also covers an idle
+        # timeout, a password change and a pending second factor).
+        self.session_key = session_key if settings.SESSION_ENGINE in DB_SESSIONS else None
         self.refresh()
+
+    def _session(self) -> tuple[str, list]:
+        if self.session_key is None:
+            return "", []
+        clause = " AND EXISTS (SELECT 1 FROM django_session s WHERE s.session_key = %s AND s.expire_date > %s)"
+        return clause, [self.session_key, timezone.now()]
 
     def refresh(self) -> None:
         self.visible_sql = _compile(access.conversations_for(self.user).values("pk"))
@@ -193,12 +205,13 @@ class SocketAccess:
             return {}
         sql, params = self.visible_sql
         marks = ", ".join(["%s"] * len(pks))
+        alive, alive_params = self._session()
         statement = (
             "SELECT c.id, c.updated FROM conversations_conversation c "  # noqa: S608 -- placeholders
-            f"WHERE c.id IN ({marks}) AND c.id IN ({sql})"
+            f"WHERE c.id IN ({marks}) AND c.id IN ({sql}){alive}"
         )
         with connection.cursor() as cursor:
-            cursor.execute(statement, [*pks, *params])
+            cursor.execute(statement, [*pks, *params, *alive_params])
             return dict(cursor.fetchall())
 
     def visible_messages(self, conversation_id: int, pks: Any) -> tuple[dict[int, Any], bool]:
@@ -213,12 +226,13 @@ class SocketAccess:
         else:
             writable, writable_params = f"m.conversation_id IN ({self.writable_sql[0]})", self.writable_sql[1]
         marks = ", ".join(["%s"] * len(pks))
+        alive, alive_params = self._session()
         statement = (
             f"SELECT m.id, m.updated, {writable} FROM conversations_message m "  # noqa: S608 -- placeholders
-            f"WHERE m.id IN ({marks}) AND m.conversation_id = %s AND m.conversation_id IN ({sql})"
+            f"WHERE m.id IN ({marks}) AND m.conversation_id = %s AND m.conversation_id IN ({sql}){alive}"
         )
         with connection.cursor() as cursor:
-            cursor.execute(statement, [*writable_params, *pks, conversation_id, *params])
+            cursor.execute(statement, [*writable_params, *pks, conversation_id, *params, *alive_params])
             rows = cursor.fetchall()
         return {row[0]: row[1] for row in rows}, bool(rows and rows[0][2])
 
@@ -234,7 +248,8 @@ def _compile(queryset: Any) -> tuple[str, tuple] | None:
 def socket_access(request: HttpRequest, *, refresh: bool = False) -> SocketAccess:
     found = getattr(request, "live_access", None)
     if found is None:
-        found = request.live_access = SocketAccess(request.user)
+        session = getattr(request, "session", None)
+        found = request.live_access = SocketAccess(request.user, getattr(session, "session_key", None))
     elif refresh:
         found.refresh()
     return found
@@ -422,11 +437,12 @@ def render_batch(request: HttpRequest, open_id: int | None, batch: Batch) -> str
         out: list[str] = []
         if open_id is not None and batch.messages:
             out += _shared_messages(request, rules, open_id, batch.messages, language)
-        if open_id is not None and open_id in batch.headers:
+        header = open_id is not None and open_id in batch.headers
+        versions = rules.visible_rows(set(batch.rows) | set(batch.assigned) | ({open_id} if header else set()))
+        if header and open_id in versions:
             opened = access.conversations_for(user).filter(pk=open_id).first()
             if opened is not None:
                 out.append(_header(request, opened))
-        versions = rules.visible_rows(set(batch.rows) | set(batch.assigned))
         if batch.assigned & versions.keys():
             out += _toasts(request, _rows_of(user, batch.assigned & versions.keys()), batch.assigned)
         shown_rows = sorted(pk for pk in batch.rows if pk in versions)

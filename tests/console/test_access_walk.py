@@ -510,11 +510,6 @@ def test_it_refuses_every_post_without_the_csrf_token_even_to_the_owner(world: S
     assert snapshot(world.a) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="console/consumers.py checks the session only on connect: it should ask "
-    "config.security.session_is_current() on every sync and before pushing (then drop this mark)",
-)
 @pytest.mark.usefixtures("layer")
 @pytest.mark.django_db(transaction=True)
 def test_it_stops_a_websocket_whose_session_logged_out(settings: Any) -> None:
