@@ -14,19 +14,17 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import sync_playwright
 
 from conversations.whatsapp.signature import sign
 from tests.demo.conftest import wait_for
 from tests.demo.test_embedded_round_trip import _answers, _csrf, _free_port, _query
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -37,9 +35,6 @@ VIEWPORT = {"width": 1280, "height": 800}
 PHONE_NUMBER_ID = "106540352242922"
 DISPLAY_NUMBER = "15550783881"
 APP_SECRET = "demo-app-secret"
-
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
 
 
 @dataclass
@@ -123,7 +118,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
-    with playwright_sync.sync_playwright() as playwright:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium; .ci/run does)")
+    with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
@@ -172,10 +169,6 @@ def log_in(page, username: str, password: str = PASSWORD) -> None:
 def screenshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / name))
-
-
-def settle(seconds: float = 0.3) -> None:
-    time.sleep(seconds)
 
 
 def query(server: Server, sql: str, *args: object) -> list[tuple]:
