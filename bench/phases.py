@@ -44,7 +44,8 @@ def classifier(groups: dict[int, str], extra: dict[int, str]) -> cpu.Classifier:
         if cmd.startswith("postgres:"):
             # Our database's backends plus the shared writer processes (WAL, checkpoints).
             is_backend = "(" in cmd or "[local]" in cmd
-            return "postgres" if (not is_backend or "atende_bench" in cmd) else None
+            # (" atende_bench ": not bench/console_ws.py's atende_bench_ws.)
+            return "postgres" if (not is_backend or " atende_bench " in cmd) else None
         if cmd.startswith("/usr/bin/redis-server") or cmd.startswith("redis-server"):
             return "redis"
         return None
