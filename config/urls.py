@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 
@@ -29,6 +27,5 @@ urlpatterns = [
     # The API, its schema (/api/schema/) and docs (/api/docs/): console/api/urls.py.
     path("api/", include("console.api.urls")),
 ]
-
-if settings.DEBUG:
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+# No public /media/ route, not even with DEBUG: customers' files are served only by
+# console:media, after an access check.

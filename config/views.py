@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return redirect("admin:index")
+    # The console is where people work; it sends anonymous visitors to the login page.
+    return redirect("console:index")
 
 
 def _check_database() -> dict:
