@@ -35,6 +35,7 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# The production stack on 127.0.0.1 under load, 15-20 minutes; figures go to docs/benchmarks.md.
 bench: venv
 	bash bench/run.sh
 
