@@ -210,7 +210,8 @@ class ConversationQuerySet(models.QuerySet["Conversation"]):
     def live(self) -> ConversationQuerySet:
         """Not closed, spelled as the statuses that are (the partial index of migration 0005,
         conv_conversation_live_idx, has this very predicate)."""
-        return self.filter(status__in=[Conversation.Status.BOT, Conversation.Status.QUEUED, Conversation.Status.ASSIGNED])
+        Status = Conversation.Status
+        return self.filter(status__in=[Status.BOT, Status.QUEUED, Status.ASSIGNED])
 
     def recent_first(self) -> ConversationQuerySet:
         """Newest activity first (conv_conversation_last_idx and the per-inbox indexes)."""

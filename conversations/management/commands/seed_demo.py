@@ -231,7 +231,7 @@ class Command(BaseCommand):
             type=int,
             default=0,
             metavar="N",
-            help="Instead of the demo, ADD N conversations (~10 messages each) for benchmarks (conversations/demo_scale.py).",
+            help="Instead of the demo, ADD N conversations (~10 messages each) for benchmarks (demo_scale.py).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
