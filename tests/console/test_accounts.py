@@ -36,7 +36,7 @@ def test_it_shows_the_login_page_in_portuguese(client: Client) -> None:
     assert response.status_code == 200
     body = response.content.decode()
     assert '<html lang="pt-br">' in body
-    assert "Acessar" in body
+    assert "Entrar" in body
     assert 'name="csrfmiddlewaretoken"' in body
 
 
@@ -461,6 +461,7 @@ def test_it_shows_the_lockout_page_in_portuguese(client: Client, settings: Any) 
     # then
     assert response.status_code == 429
     assert '<html lang="pt-br">' in response.content.decode()
+    assert "Muitas tentativas de login sem sucesso" in response.content.decode()
     assert response["Content-Language"] == "pt-br"
 
 
