@@ -480,14 +480,9 @@ async def idle(args: argparse.Namespace, stack: Stack, cookies: list[str]) -> di
     origin = f"http://127.0.0.1:{args.ws_port}"
     before = stack.rss_kb("daphne")
     sockets: list[Socket] = []
+    keepers: list[asyncio.Future] = []
     refused = 0
     started = time.monotonic()
-    for cookie in cookies:
-        try:
-            sockets.append(await Socket.open("127.0.0.1", args.ws_port, "/ws/console/", cookie=cookie, origin=origin))
-        except (ConnectionError, OSError, asyncio.IncompleteReadError):
-            refused += 1
-    opened_in = time.monotonic() - started
 
     async def keep(socket: Socket) -> None:
         while not socket.closed:
@@ -498,7 +493,16 @@ async def idle(args: argparse.Namespace, stack: Stack, cookies: list[str]) -> di
                 socket.closed = True
                 return
 
-    keepers = [asyncio.ensure_future(keep(socket)) for socket in sockets]
+    for cookie in cookies:
+        try:
+            socket = await Socket.open("127.0.0.1", args.ws_port, "/ws/console/", cookie=cookie, origin=origin)
+        except (ConnectionError, OSError, asyncio.IncompleteReadError):
+            refused += 1
+            continue
+        sockets.append(socket)
+        # Answer daphne's pings from the start: opening 500 can take longer than its timeout.
+        keepers.append(asyncio.ensure_future(keep(socket)))
+    opened_in = time.monotonic() - started
     await asyncio.sleep(args.idle_hold)
     after = stack.rss_kb("daphne")
     # Still answering: a sync on a sample of the sockets gets its cursor back.
