@@ -15,3 +15,6 @@ class ConsoleConfig(AppConfig):
     def ready(self) -> None:
         # Presence goes offline on logout (a user_logged_out receiver).
         from console import presence  # noqa: F401
+
+        # API tokens are revoked when the password changes.
+        from console.api import tokens  # noqa: F401
