@@ -206,7 +206,12 @@ if REDIS_URL:
             # channels_redis.pubsub.RedisPubSubChannelLayer fans a group's event out inside each
             # process (one Redis delivery per process, not one per socket): see docs/benchmarks.md.
             "BACKEND": env_str("CHANNEL_LAYER_BACKEND", "channels_redis.core.RedisChannelLayer"),
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNELS_PREFIX", "atende")},
+            # socket_timeout above channels-redis's 5 s blocking read: redis-py 8 defaults to 5 s
+            # too, and an idle consumer's read then fails and drops its socket (channels_redis#422).
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": env_str("CHANNELS_PREFIX", "atende"),
+            },
         }
     }
     CACHES = {

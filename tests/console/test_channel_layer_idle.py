@@ -1,0 +1,28 @@
+"""A websocket with nothing to receive must stay open: the Redis channel layer's blocking read
+waits 5 s at a time, and redis-py 8's default socket timeout (also 5 s) used to cut it with a
+TimeoutError, which dropped every idle consumer's socket (django/channels_redis#422)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.layers import get_channel_layer
+
+pytestmark = pytest.mark.redis
+
+
+def test_it_keeps_an_idle_receive_waiting_past_the_blocking_read() -> None:
+    # given
+    layer = get_channel_layer()
+
+    async def idle_receive() -> str:
+        channel = await layer.new_channel()
+        try:
+            await asyncio.wait_for(layer.receive(channel), timeout=7)
+        except TimeoutError:
+            return "still waiting"  # our own deadline: the layer did not fail
+        return "received"
+
+    # when / then
+    assert asyncio.run(idle_receive()) == "still waiting"
