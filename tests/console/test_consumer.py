@@ -232,6 +232,28 @@ def test_it_tells_me_with_a_toast_and_a_sound_when_someone_assigns_me_a_conversa
     assert 'data-notify-title="Conversation assigned to you"' in received
 
 
+def test_it_masks_a_nameless_customers_number_in_an_attendants_toast(live, team, make_conversation) -> None:
+    # given: an attendant sees customers' numbers masked, so a toast must not show it whole
+    conversation = make_conversation(Status.QUEUED, name="")
+    wa_id = conversation.customer.wa_id
+
+    async def scenario() -> str:
+        ana, _ = await connect(team.ana)
+        await sync(ana, None)
+        # when
+        await sync_to_async(handoffs.assign)(conversation, team.supervisor, team.ana)
+        received = "".join(await frames(ana))
+        await ana.disconnect()
+        return received
+
+    received = async_to_sync(scenario)()
+
+    # then
+    assert "console-toast-" in received
+    assert wa_id not in received
+    assert wa_id[-4:] in received
+
+
 def test_it_does_not_toast_a_conversation_i_took_myself(live, team, make_conversation) -> None:
     conversation = make_conversation(Status.QUEUED)
 
