@@ -241,11 +241,15 @@ class ConversationQuerySet(models.QuerySet["Conversation"]):
         counted, so the cost follows the live workload, not the history; a count of status, an
         indexed column, not of the id)."""
         Status = Conversation.Status
-        return self.select_related(None).live().aggregate(
-            queue=models.Count("status", filter=Q(status=Status.QUEUED)),
-            bot=models.Count("status", filter=Q(status=Status.BOT)),
-            mine=models.Count("status", filter=Q(status=Status.ASSIGNED, assignee=user)),
-            open=models.Count("status", filter=open_filter),
+        return (
+            self.select_related(None)
+            .live()
+            .aggregate(
+                queue=models.Count("status", filter=Q(status=Status.QUEUED)),
+                bot=models.Count("status", filter=Q(status=Status.BOT)),
+                mine=models.Count("status", filter=Q(status=Status.ASSIGNED, assignee=user)),
+                open=models.Count("status", filter=open_filter),
+            )
         )
 
 
@@ -641,4 +645,3 @@ class MessageTemplate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.language})"
-

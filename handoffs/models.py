@@ -98,4 +98,3 @@ class Attendant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.get_presence_display()})"
-
