@@ -20,7 +20,7 @@ def test_it_shows_the_pt_br_strings_then_english_after_choosing_it(server: Serve
     # when / then: the login page is in pt-BR
     page.goto("/accounts/login/")
     expect(page.locator("html")).to_have_attribute("lang", "pt-br")
-    expect(page.locator("h1")).to_have_text("Acessar")
+    expect(page.locator("h1")).to_have_text("Entrar")
     expect(page.locator("label[for=id_username]")).to_have_text("Nome de usuário")
     expect(page.locator("label[for=id_password]")).to_have_text("Senha")
 

@@ -209,7 +209,7 @@ def test_it_keeps_media_fields_and_queues_the_download(inbox, post_webhook) -> N
 
 
 @pytest.mark.django_db
-def test_it_flags_a_partial_envelope_and_keeps_it(inbox, post_webhook) -> None:
+def test_it_flags_a_partial_envelope_and_keeps_it(inbox, post_webhook, english) -> None:
     body = json.dumps(load_sample("13_image_with_media_download_error_chatwoot.json")).encode()
 
     response = post_webhook(body)
