@@ -306,6 +306,8 @@ class Conversation(models.Model):
             models.Index(fields=["inbox", "status", "-last_message"], name="conv_conversation_inbox_idx"),
             # A supervisor's "all" list: every status of their inboxes, newest activity first.
             models.Index(fields=["inbox", "-last_message"], name="conv_conversation_recent_idx"),
+            # The console's catch-up sync: conversations of the user's inboxes changed since a cursor.
+            models.Index(fields=["inbox", "updated"], name="conv_conversation_updated_idx"),
             models.Index(fields=["assignee", "status"], name="conv_conversation_assign_idx"),
         ]
 
