@@ -13,6 +13,9 @@ from django.conf import settings as django_settings
 from conversations.models import Inbox
 from conversations.whatsapp.signature import sign
 
+# The `layer` fixture (a fresh channel layer per test) for any test that listens to groups.
+pytest_plugins = ["tests.layer_support"]
+
 FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
 # The shared acceptance material sits beside the repository on developer machines and in CI.
 SHARED_PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "whatsapp" / "payloads"

@@ -3,14 +3,10 @@ ownership change), labels and customer notes; each announced once, after commit.
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 from django.db import transaction
 
@@ -18,40 +14,9 @@ from conversations import services
 from conversations.events import conversation_group, inbox_group
 from conversations.models import Conversation, Customer, Inbox, Label, Membership, Message
 from handoffs import services as handoffs
+from tests.layer_support import drain, subscribe
 
 Status = Conversation.Status
-
-
-async def _drain(layer: Any, channel: str, timeout: float = 1.0) -> list[dict]:
-    received = []
-    while True:
-        try:
-            received.append(await asyncio.wait_for(layer.receive(channel), timeout))
-        except TimeoutError:
-            return received
-        timeout = 0.3
-
-
-def _subscribe(layer: Any, group: str) -> str:
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(group, channel)
-    return channel
-
-
-@pytest.fixture
-def layer(settings: Any) -> Iterator[Any]:
-    if settings.REDIS_URL:
-        settings.CHANNEL_LAYERS = {
-            "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [settings.REDIS_URL], "prefix": f"test-{uuid.uuid4().hex[:8]}"},
-            }
-        }
-    from channels.layers import channel_layers
-
-    channel_layers.backends.clear()
-    yield get_channel_layer()
-    channel_layers.backends.clear()
 
 
 @pytest.fixture
@@ -159,7 +124,7 @@ def test_a_refused_transition_writes_no_event(conversation: Conversation, ana: U
 @pytest.mark.django_db(transaction=True)
 def test_it_announces_a_note_after_commit_only(conversation: Conversation, ana: User, layer: Any) -> None:
     # given
-    on_conversation = _subscribe(layer, conversation_group(conversation.pk))
+    on_conversation = subscribe(layer, conversation_group(conversation.pk))
 
     # when: one note rolled back, one committed
     with pytest.raises(RuntimeError), transaction.atomic():
@@ -168,7 +133,7 @@ def test_it_announces_a_note_after_commit_only(conversation: Conversation, ana: 
     note = services.add_note(conversation, ana, "valeu")
 
     # then
-    assert async_to_sync(_drain)(layer, on_conversation) == [
+    assert async_to_sync(drain)(layer, on_conversation) == [
         {
             "type": "message.created",
             "message_id": note.pk,
@@ -208,14 +173,14 @@ def test_it_announces_labels_and_customer_notes_to_the_inbox(conversation: Conve
     # given
     vip = Label.objects.create(inbox=conversation.inbox, name="VIP")
     closed = Conversation.objects.create(inbox=conversation.inbox, customer=conversation.customer, status="closed")
-    on_inbox = _subscribe(layer, inbox_group(conversation.inbox_id))
+    on_inbox = subscribe(layer, inbox_group(conversation.inbox_id))
 
     # when
     services.set_labels(conversation, [vip], ana)
     services.set_customer_notes(conversation.customer, "  Prefere ligação  ", ana)
 
     # then: the open conversation redraws twice; the closed one is left alone
-    received = async_to_sync(_drain)(layer, on_inbox)
+    received = async_to_sync(drain)(layer, on_inbox)
     assert [(e["type"], e["conversation_id"]) for e in received] == [
         ("conversation.updated", conversation.pk),
         ("conversation.updated", conversation.pk),

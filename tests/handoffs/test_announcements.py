@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
 from conversations.events import conversation_group, inbox_group
@@ -18,40 +15,9 @@ from conversations.models import Conversation, Message
 from handoffs import services, signals
 from handoffs.models import OwnershipChange
 from handoffs.services import TransitionRefused
+from tests.layer_support import drain, subscribe
 
 Status = Conversation.Status
-
-
-async def _drain(layer: Any, channel: str, timeout: float = 1.0) -> list[dict]:
-    received = []
-    while True:
-        try:
-            received.append(await asyncio.wait_for(layer.receive(channel), timeout))
-        except TimeoutError:
-            return received
-        timeout = 0.3
-
-
-def _subscribe(layer: Any, group: str) -> str:
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(group, channel)
-    return channel
-
-
-@pytest.fixture
-def layer(settings: Any) -> Iterator[Any]:
-    if settings.REDIS_URL:
-        settings.CHANNEL_LAYERS = {
-            "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [settings.REDIS_URL], "prefix": f"test-{uuid.uuid4().hex[:8]}"},
-            }
-        }
-    from channels.layers import channel_layers
-
-    channel_layers.backends.clear()
-    yield get_channel_layer()
-    channel_layers.backends.clear()
 
 
 @pytest.fixture
@@ -71,8 +37,8 @@ def received() -> Iterator[list[dict]]:
 def test_it_publishes_the_change_on_the_inbox_and_conversation_groups(team, make_conversation, layer) -> None:
     # given
     conversation = make_conversation(Status.QUEUED)
-    on_inbox = _subscribe(layer, inbox_group(team.inbox.pk))
-    on_conversation = _subscribe(layer, conversation_group(conversation.pk))
+    on_inbox = subscribe(layer, inbox_group(team.inbox.pk))
+    on_conversation = subscribe(layer, conversation_group(conversation.pk))
 
     # when
     services.take_over(conversation, team.ana)
@@ -93,19 +59,19 @@ def test_it_publishes_the_change_on_the_inbox_and_conversation_groups(team, make
         "conversation_id": conversation.pk,
         "inbox_id": team.inbox.pk,
     }
-    assert async_to_sync(_drain)(layer, on_inbox) == [expected, created]
-    assert async_to_sync(_drain)(layer, on_conversation) == [expected, created]
+    assert async_to_sync(drain)(layer, on_inbox) == [expected, created]
+    assert async_to_sync(drain)(layer, on_conversation) == [expected, created]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_it_publishes_nothing_for_a_refusal(team, make_conversation, layer) -> None:
     conversation = make_conversation(Status.ASSIGNED, team.ana)
-    channel = _subscribe(layer, inbox_group(team.inbox.pk))
+    channel = subscribe(layer, inbox_group(team.inbox.pk))
 
     with pytest.raises(TransitionRefused):
         services.take_over(conversation, team.bruno)
 
-    assert async_to_sync(_drain)(layer, channel, 0.5) == []
+    assert async_to_sync(drain)(layer, channel, 0.5) == []
 
 
 @pytest.mark.django_db(transaction=True)
