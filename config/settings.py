@@ -264,8 +264,20 @@ CELERY_TASK_ROUTES = {
     "conversations.tasks.sync_message_templates": {"queue": "sending"},
     "conversations.tasks.download_media": {"queue": "media"},
     "bots.tasks.*": {"queue": "bots"},
+    "handoffs.tasks.*": {"queue": "celery"},
 }
 WEBHOOK_DISPATCH_SECONDS = env_float("WEBHOOK_DISPATCH_SECONDS", 1.0)
+
+# --- Bots and handoffs --------------------------------------------------------------------
+# A bot turn holds its conversation this long at most (longer than any provider timeout); a
+# turn whose worker died is taken over by the sweep after it.
+BOT_LEASE_SECONDS = env_float("BOT_LEASE_SECONDS", 120.0)
+BOT_SWEEP_SECONDS = env_float("BOT_SWEEP_SECONDS", 30.0)
+# How long a waiting customer goes without news before being told again where they stand.
+HANDOFF_WAIT_NOTICE_MINUTES = env_float("HANDOFF_WAIT_NOTICE_MINUTES", 15.0)
+# An attendant who goes offline or away keeps their unanswered conversations this long.
+HANDOFF_OFFLINE_GRACE_MINUTES = env_float("HANDOFF_OFFLINE_GRACE_MINUTES", 5.0)
+HANDOFF_ASSIGN_SECONDS = env_float("HANDOFF_ASSIGN_SECONDS", 30.0)
 
 
 def _expiring(seconds: float) -> dict[str, float]:
@@ -305,6 +317,32 @@ CELERY_BEAT_SCHEDULE = {
         "task": "conversations.tasks.sync_message_templates",
         "schedule": 3600.0,
         "options": _expiring(1800.0),
+    },
+    # Customer messages in bot-owned conversations left without a reply or a decision (a worker
+    # died mid-turn, the broker lost the task): answered late rather than never.
+    "sweep-bot-replies": {
+        "task": "bots.tasks.sweep_unanswered",
+        "schedule": BOT_SWEEP_SECONDS,
+        "options": _expiring(BOT_SWEEP_SECONDS),
+    },
+    # Customers waiting long in the queue are told again where they stand.
+    "sweep-wait-notices": {
+        "task": "bots.tasks.send_wait_notices",
+        "schedule": 60.0,
+        "options": _expiring(50.0),
+    },
+    # Automatic assignment of the queue to online attendants with room (also run right after
+    # each handoff and presence change), and unanswered conversations of attendants who went
+    # offline returned to the queue after the grace.
+    "assign-queue": {
+        "task": "handoffs.tasks.assign_queue",
+        "schedule": HANDOFF_ASSIGN_SECONDS,
+        "options": _expiring(HANDOFF_ASSIGN_SECONDS),
+    },
+    "return-from-offline": {
+        "task": "handoffs.tasks.return_from_offline",
+        "schedule": 60.0,
+        "options": _expiring(50.0),
     },
 }
 

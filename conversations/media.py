@@ -24,7 +24,7 @@ from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from conversations import events, jobs, services
+from conversations import events, jobs, services, signals
 from conversations.models import Inbox, Message
 from conversations.whatsapp.graph import GraphClient, GraphError, MediaInfo, MediaTooLarge
 
@@ -272,8 +272,20 @@ def _download(message: Message) -> None:
                 fields = ["media", "media_mime", "media_size", "media_sha256", "media_status", "media_error"]
                 locked.save(update_fields=[*fields, "updated"])
                 events.message_updated(locked, "media")
+                _announce_ready(locked, ok=True)
         except _AlreadyDone:
             return
+
+
+def _announce_ready(message: Message, *, ok: bool) -> None:
+    if message.direction == Message.Direction.IN:
+        signals.send_on_commit(
+            signals.media_ready,
+            message_id=message.pk,
+            conversation_id=message.conversation_id,
+            inbox_id=message.conversation.inbox_id,
+            ok=ok,
+        )
 
 
 def _media_info(client: GraphClient, message: Message) -> MediaInfo:
@@ -319,6 +331,8 @@ def _record_failure(message_id: int, failure: MediaFailure) -> DownloadOutcome:
         message.media_error = failure.reason
         message.save(update_fields=["media_attempts", "media_status", "media_error", "updated"])
         events.message_updated(message, "media")
+        if attempts >= settings.WHATSAPP_MEDIA_MAX_ATTEMPTS:
+            _announce_ready(message, ok=False)  # given up: no more automatic attempts
     logger.warning("message %s: media download failed (attempt %s): %s", message_id, attempts, failure.reason)
     if attempts < settings.WHATSAPP_MEDIA_MAX_ATTEMPTS:
         return DownloadOutcome("failed", retry_in=retry_delay(attempts))

@@ -49,6 +49,16 @@ class Inbox(models.Model):
     sending_paused_reason = models.TextField(_("sending paused because"), blank=True)
     # Opening a conversation in the console tells the customer we read their messages.
     read_receipts = models.BooleanField(_("send read receipts"), default=True)
+    # After a close, a customer's next message within this many hours reopens the closed
+    # conversation (with the bot); later, or with 0, it opens a fresh one.
+    reopen_hours = models.PositiveSmallIntegerField(
+        _("reopen within (hours)"),
+        default=0,
+        help_text=_(
+            "A customer who writes again this soon after a close continues the same conversation; "
+            "0 always starts a new one."
+        ),
+    )
     created = models.DateTimeField(_("created"), auto_now_add=True)
     updated = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -218,9 +228,16 @@ class ConversationQuerySet(models.QuerySet["Conversation"]):
         return self.order_by("-last_message", "-id")
 
     def longest_waiting_first(self) -> ConversationQuerySet:
-        """The queue's order: whoever has waited longest (since their last message) on top;
-        the same order as the console's "next waiting conversation"."""
-        return self.order_by(models.F("last_inbound").asc(nulls_last=True), "opened", "id")
+        """The queue's order: the highest priority first, then whoever has waited longest in the
+        queue (then since their last message) on top; the same order as the console's "next
+        waiting conversation" and automatic assignment."""
+        return self.order_by(
+            "-priority",
+            models.F("queued_since").asc(nulls_last=True),
+            models.F("last_inbound").asc(nulls_last=True),
+            "opened",
+            "id",
+        )
 
     def with_label(self, label_id: int) -> ConversationQuerySet:
         return self.filter(labels__id=label_id)
@@ -281,6 +298,11 @@ class Conversation(models.Model):
     referral_source = models.CharField(_("referral source"), max_length=1024, blank=True, default="")
     referral_headline = models.CharField(_("referral headline"), max_length=1024, blank=True, default="")
     labels = models.ManyToManyField("Label", blank=True, related_name="conversations", verbose_name=_("labels"))
+    # The queue's order: priority first (set by a handoff), then who has waited longest since
+    # entering the queue.
+    DEFAULT_PRIORITY = 1
+    priority = models.PositiveSmallIntegerField(_("priority"), default=DEFAULT_PRIORITY)
+    queued_since = models.DateTimeField(_("waiting since"), null=True, blank=True)
     # The attendant's note when closing (also kept on the ownership audit row).
     resolution = models.TextField(_("resolution"), blank=True, default="")
     created = models.DateTimeField(_("created"), auto_now_add=True)
@@ -378,6 +400,8 @@ class Message(models.Model):
     media_sha256 = models.CharField(_("SHA-256"), max_length=128, blank=True, default="")
     media_filename = models.CharField(_("file name"), max_length=500, blank=True, default="")
     caption = models.TextField(_("caption"), blank=True, default="")
+    # A voice note's words, from the provider's transcription endpoint (see bots).
+    transcript = models.TextField(_("transcript"), blank=True, default="")
     media_status = models.CharField(
         _("media status"), max_length=10, choices=MediaStatus.choices, blank=True, default=MediaStatus.NONE
     )

@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from conversations import events, jobs
+from conversations import events, jobs, signals
 from conversations.media import ALLOWED_MIME_TYPES, MEDIA_LIMITS, base_mime, extension_for, file_kept_if_committed
 from conversations.models import MEDIA_TYPES, Conversation, Inbox, Message
 
@@ -179,6 +179,14 @@ def _store(
         conversation.last_message = locked.last_message
         events.message_created(message)
         enqueue_send(message.pk)
+        signals.send_on_commit(
+            signals.outbound_stored,
+            message_id=message.pk,
+            conversation_id=locked.pk,
+            inbox_id=locked.inbox_id,
+            sender_kind=sender_kind,
+            sender_id=getattr(sender, "pk", None),
+        )
     return message
 
 

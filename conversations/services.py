@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import phonenumbers
@@ -258,6 +258,9 @@ def open_conversation(
     conversation = _first(Conversation.objects.select_for_update().open().filter(inbox=inbox, customer=customer))
     if conversation:
         return conversation, False
+    reopened = _reopen_recent(inbox, customer, status)
+    if reopened is not None:
+        return reopened, False
     referral = referral or {}
     try:
         with transaction.atomic():
@@ -265,6 +268,7 @@ def open_conversation(
                 inbox=inbox,
                 customer=customer,
                 status=status,
+                queued_since=timezone.now() if status == Conversation.Status.QUEUED else None,
                 referral=referral,
                 ctwa_clid=str(referral.get("ctwa_clid") or "")[:512],
                 referral_source=str(referral.get("source_url") or referral.get("source_id") or "")[:1024],
@@ -276,9 +280,50 @@ def open_conversation(
         return conversation, False
     events.conversation_opened(conversation)
     signals.send_on_commit(
-        signals.conversation_opened, conversation_id=conversation.pk, inbox_id=inbox.pk, customer_id=customer.pk
+        signals.conversation_opened,
+        conversation_id=conversation.pk,
+        inbox_id=inbox.pk,
+        customer_id=customer.pk,
+        reopened=False,
     )
     return conversation, True
+
+
+def _reopen_recent(inbox: Inbox, customer: Customer, status: str) -> Conversation | None:
+    """The customer's conversation closed less than ``inbox.reopen_hours`` ago, reopened (with
+    the bot for a customer's message, in the queue for an echo), or None. Its timeline says so,
+    and ``conversation_opened`` is sent with ``reopened=True`` (handoffs records the audit row)."""
+    if not inbox.reopen_hours:
+        return None
+    since = timezone.now() - timedelta(hours=inbox.reopen_hours)
+    closed = _first(
+        Conversation.objects.select_for_update()
+        .filter(inbox=inbox, customer=customer, status=Conversation.Status.CLOSED, closed__gte=since)
+        .order_by("-closed", "-pk")
+    )
+    if closed is None:
+        return None
+    closed.status = status
+    closed.assignee = None
+    closed.closed = None
+    closed.priority = Conversation.DEFAULT_PRIORITY
+    closed.queued_since = timezone.now() if status == Conversation.Status.QUEUED else None
+    try:
+        with transaction.atomic():
+            closed.save(update_fields=["status", "assignee", "closed", "priority", "queued_since", "updated"])
+    except IntegrityError:
+        # Another worker opened a conversation for this customer meanwhile: use that one.
+        return Conversation.objects.select_for_update().open().get(inbox=inbox, customer=customer)
+    record_event(closed, "reopen_by_customer")
+    events.conversation_updated(closed)
+    signals.send_on_commit(
+        signals.conversation_opened,
+        conversation_id=closed.pk,
+        inbox_id=inbox.pk,
+        customer_id=customer.pk,
+        reopened=True,
+    )
+    return closed
 
 
 def _locked_open_conversation(inbox: Inbox, identity: Identity) -> Conversation | None:
@@ -353,6 +398,8 @@ def record_message(
     target = _find_target(inbox, customer, target_wamid) if target_wamid else None
     if target is not None:
         home = target.conversation
+    elif reply_to is not None and _answers_in_place(new, reply_to, inbox, customer):
+        home = reply_to.conversation
     elif conversation is not None:
         home = conversation
     elif target_wamid:
@@ -413,6 +460,21 @@ def _known_waiting_and_reply(new: NewMessage) -> tuple[Message | None, list[Mess
         if new.context_wamid and row.wamid == new.context_wamid[:255]:
             reply_to = row
     return known, waiting, reply_to
+
+
+def _answers_in_place(new: NewMessage, reply_to: Message, inbox: Inbox, customer: Customer) -> bool:
+    """A tap on a button of something the business sent after closing a conversation (the
+    rating question) is recorded in that closed conversation and opens or reopens nothing;
+    anything typed still goes to the customer's open or a new conversation."""
+    if new.type not in ("interactive", "button") or reply_to.direction != Message.Direction.OUT:
+        return False
+    home = reply_to.conversation
+    return (
+        _same_chat(reply_to, inbox, customer)
+        and home.status == Conversation.Status.CLOSED
+        and home.closed is not None
+        and reply_to.wa_timestamp >= home.closed
+    )
 
 
 def _same_chat(message: Message, inbox: Inbox, customer: Customer) -> bool:
@@ -665,12 +727,26 @@ def set_ownership(conversation: Conversation, *, status: str, assignee: Any, clo
     Runs in its own savepoint: reopening while the customer has another open conversation in
     the inbox breaks the one-open-conversation constraint, and the IntegrityError must leave
     the caller's transaction usable so it can refuse cleanly."""
+    if status == Conversation.Status.QUEUED:
+        if conversation.status != Conversation.Status.QUEUED or conversation.queued_since is None:
+            conversation.queued_since = timezone.now()
+    else:
+        conversation.queued_since = None
+        conversation.priority = Conversation.DEFAULT_PRIORITY
     conversation.status = status
     conversation.assignee = assignee
     conversation.closed = closed
     with transaction.atomic():
-        conversation.save(update_fields=["status", "assignee", "closed", "updated"])
+        conversation.save(update_fields=["status", "assignee", "closed", "queued_since", "priority", "updated"])
     events.conversation_updated(conversation)
+
+
+def set_priority(conversation: Conversation, priority: int) -> None:
+    """A waiting conversation's place in the queue (a handoff's priority). Caller holds the row lock."""
+    if conversation.priority != priority:
+        conversation.priority = priority
+        conversation.save(update_fields=["priority", "updated"])
+        events.conversation_updated(conversation)
 
 
 # --- The console: notes, system events, labels, customer notes ------------------------------------

@@ -23,8 +23,18 @@ message_received = Signal()
 # Someone at the business answered from the WhatsApp Business app on the phone:
 # message_id, conversation_id, inbox_id.
 echo_received = Signal()
-# A conversation was opened by intake: conversation_id, inbox_id, customer_id.
+# A conversation was opened by intake, or a closed one reopened by the customer's new message
+# (``Inbox.reopen_hours``): conversation_id, inbox_id, customer_id, reopened.
 conversation_opened = Signal()
+# A message to the customer was stored and queued for sending (by an attendant, the bot or the
+# system): message_id, conversation_id, inbox_id, sender_kind, sender_id.
+outbound_stored = Signal()
+# seed_demo created or refreshed the demo inbox (embedded mode): inbox_id. The bots app fills in
+# the demo bot (business information and knowledge base) so the demo answers real questions.
+demo_seeded = Signal()
+# An inbound message's media download ended: downloaded (``ok=True``) or given up after its
+# last automatic attempt (``ok=False``): message_id, conversation_id, inbox_id, ok.
+media_ready = Signal()
 # An outbound message's delivery status moved forward: message_id, conversation_id, status.
 message_status_changed = Signal()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from conversations.models import Conversation
@@ -15,6 +17,8 @@ class OwnershipChange(models.Model):
 
     class Action(models.TextChoices):
         TAKE_OVER = "take_over", _("Taken over")
+        # The bot (or an echo from the phone app) handed the conversation to people.
+        HANDOFF = "handoff", _("Handed over by the bot")
         ASSIGN = "assign", _("Assigned")
         TRANSFER = "transfer", _("Transferred to an attendant")
         TO_QUEUE = "to_queue", _("Returned to the queue")
@@ -87,6 +91,9 @@ class Attendant(models.Model):
     capacity = models.PositiveSmallIntegerField(_("capacity"), default=5)
     # Console preferences: a sound and a desktop notification when a conversation is assigned.
     sound = models.BooleanField(_("play a sound"), default=True)
+    # Fairness among equals: of two online attendants with as few open conversations, the one
+    # who received a conversation longest ago gets the next.
+    last_assigned = models.DateTimeField(_("last assigned"), null=True, blank=True)
     created = models.DateTimeField(_("created"), auto_now_add=True)
     updated = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -98,3 +105,83 @@ class Attendant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.get_presence_display()})"
+
+
+class Handoff(models.Model):
+    """The packet a person receives with a conversation the bot handed over: why, how urgent,
+    a summary and the lead data, and when it was requested, assigned, first answered and
+    closed. At most one open handoff per conversation."""
+
+    class Reason(models.TextChoices):
+        CUSTOMER_REQUEST = "customer_request", _("Customer asked for a person")
+        COMPLAINT = "complaint", _("Complaint")
+        BILLING = "billing", _("Payment or refund dispute")
+        CANCELLATION = "cancellation", _("Cancellation")
+        EMERGENCY = "emergency", _("Health emergency")
+        FRUSTRATION = "frustration", _("Customer frustrated")
+        TOPIC = "topic", _("Topic handled by people")
+        MODEL = "model", _("The bot decided")
+        BOT_FAILURE = "bot_failure", _("The bot failed")
+        TOO_MANY_TURNS = "too_many_turns", _("Too many bot replies")
+        AUDIO = "audio", _("Voice note the bot cannot hear")
+        PHONE_APP = "phone_app", _("Answered from the WhatsApp Business app")
+        BOT_DISABLED = "bot_disabled", _("The bot is off")
+        OTHER = "other", _("Other")
+
+    class Priority(models.IntegerChoices):
+        LOW = 0, _("Low")
+        NORMAL = 1, _("Normal")
+        HIGH = 2, _("High")
+        URGENT = 3, _("Urgent")
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="handoffs", verbose_name=_("conversation")
+    )
+    reason = models.CharField(_("reason"), max_length=20, choices=Reason.choices)
+    reason_text = models.TextField(_("details"), blank=True, default="")
+    priority = models.PositiveSmallIntegerField(_("priority"), choices=Priority.choices, default=Priority.NORMAL)
+    summary = models.TextField(_("summary"), blank=True, default="")
+    lead = models.JSONField(_("lead data"), default=dict, blank=True)
+    # Asked for while the business was closed: the customer was told when people are back.
+    out_of_hours = models.BooleanField(_("out of hours"), default=False)
+    requested = models.DateTimeField(_("requested"), default=timezone.now)
+    assigned = models.DateTimeField(_("assigned"), null=True, blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("attendant"),
+    )
+    first_answered = models.DateTimeField(_("first answered"), null=True, blank=True)
+    closed = models.DateTimeField(_("closed"), null=True, blank=True)
+    # What the customer was last told about the wait, and when (reminders when it runs long).
+    notified = models.DateTimeField(_("customer last told about the wait"), null=True, blank=True)
+    csat_asked = models.DateTimeField(_("rating asked"), null=True, blank=True)
+    csat_score = models.PositiveSmallIntegerField(_("rating (1 to 5)"), null=True, blank=True)
+    csat_answered = models.DateTimeField(_("rating answered"), null=True, blank=True)
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+    updated = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("handoff")
+        verbose_name_plural = _("handoffs")
+        ordering = ["-requested", "-id"]
+        constraints = [
+            # One open handoff per conversation: a second request updates it instead.
+            models.UniqueConstraint(
+                fields=["conversation"], condition=Q(closed__isnull=True), name="handoffs_handoff_one_open_uniq"
+            ),
+            models.CheckConstraint(
+                condition=Q(csat_score__isnull=True) | Q(csat_score__gte=1, csat_score__lte=5),
+                name="handoffs_handoff_csat_range",
+            ),
+        ]
+        indexes = [
+            # Wait estimates: recent handoffs of an inbox's conversations, by when they were assigned.
+            models.Index(fields=["assigned"], name="handoffs_handoff_assigned_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.conversation_id} {self.get_reason_display()} ({self.get_priority_display()})"

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from conversations import services
+from conversations import services, signals
 from conversations.models import Conversation, Customer, Inbox, Membership, Message
 
 DEFAULT_PASSWORD = "atende-demo-2026"
@@ -259,6 +259,8 @@ class Command(BaseCommand):
         counts_before = self._counts()
         if inbox is not None:
             self._memberships(inbox)
+            # Before the chats: their messages reach the bot, which needs its knowledge.
+            signals.demo_seeded.send(sender=None, inbox_id=inbox.pk)
             self._conversations(inbox)
         created = {name: after - counts_before[name] for name, after in self._counts().items()}
 

@@ -1,0 +1,1 @@
+"""What the customer is told around a handoff (filled in by issue 8)."""

@@ -1,0 +1,1 @@
+"""The reply pipeline's receivers (filled in by issue 8)."""

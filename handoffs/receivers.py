@@ -1,0 +1,1 @@
+"""Receivers of conversations' signals for handoffs (filled in by issue 8)."""
