@@ -1,1 +1,86 @@
-"""The reply pipeline's receivers (filled in by issue 8)."""
+"""The reply pipeline's receivers: a customer's new message (or a finished voice-note
+download) in a conversation the bot owns queues a reply; a conversation given back to the bot
+starts its count of bot replies again and never answers what a person already handled.
+
+Signals come after commit with ids only, possibly twice: each receiver is idempotent (the
+reply task answers only what is still unanswered, under a lease).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.dispatch import receiver
+from django.utils import timezone
+
+from bots import pipeline
+from bots.models import BotConfig, BotState
+from conversations import jobs, signals
+from conversations.models import Conversation, Message
+from handoffs.signals import ownership_changed
+
+
+def _with_bot(conversation_id: int) -> bool:
+    return Conversation.objects.filter(pk=conversation_id, status=Conversation.Status.BOT).exists()
+
+
+def queue_reply(conversation_id: int, inbox_id: int) -> None:
+    """Queue the bot's turn a burst's moment from now: lines typed meanwhile get one reply."""
+    burst = BotConfig.objects.filter(inbox_id=inbox_id).values_list("burst_seconds", flat=True).first()
+    burst = BotConfig._meta.get_field("burst_seconds").default if burst is None else burst
+    jobs.enqueue_on_commit(pipeline.REPLY_TASK, conversation_id, countdown=max(0.0, float(burst)))
+
+
+@receiver(signals.message_received, dispatch_uid="bots.reply_to_message")
+def reply_to_message(sender: Any, *, conversation_id: int, inbox_id: int, **kwargs: Any) -> None:
+    if _with_bot(conversation_id):
+        queue_reply(conversation_id, inbox_id)
+
+
+@receiver(signals.media_ready, dispatch_uid="bots.reply_to_audio")
+def reply_to_audio(sender: Any, *, message_id: int, conversation_id: int, inbox_id: int, **kwargs: Any) -> None:
+    """A voice note the turn waited for is downloaded (or given up: then the bot says it cannot
+    listen)."""
+    is_audio = Message.objects.filter(
+        pk=message_id, type="audio", direction=Message.Direction.IN, sender_kind=Message.SenderKind.CUSTOMER
+    ).exists()
+    if is_audio and _with_bot(conversation_id):
+        queue_reply(conversation_id, inbox_id)
+
+
+def _newest_inbound(conversation_id: int) -> int:
+    newest = (
+        Message.objects.filter(conversation_id=conversation_id, direction=Message.Direction.IN)
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    return newest or 0
+
+
+@receiver(ownership_changed, dispatch_uid="bots.back_to_bot")
+def back_to_bot(
+    sender: Any, *, conversation_id: int, to_status: str, action: str = "", actor_id: int | None = None, **kwargs: Any
+) -> None:
+    """Returned (or reopened) to the bot by a person: a fresh count of bot replies, and the
+    cursor moves past everything the customer said before, which a person handled. A turn
+    still thinking loses its lease, so it sends nothing. (The customer's own reopen, with no
+    actor, is the customer's new message: that one the bot answers.)"""
+    if to_status != Conversation.Status.BOT or (action == "reopen" and actor_id is None):
+        return
+    BotState.objects.get_or_create(conversation_id=conversation_id)
+    BotState.objects.filter(pk=conversation_id).update(
+        turns=0,
+        handled_through=_newest_inbound(conversation_id),
+        out_of_hours_notified=None,
+        lease_token="",
+        lease_until=None,
+        updated=timezone.now(),
+    )
+
+
+@receiver(signals.conversation_opened, dispatch_uid="bots.reopened")
+def reopened(sender: Any, *, conversation_id: int, reopened: bool = False, **kwargs: Any) -> None:
+    """The customer wrote again soon after a close: the bot starts counting its replies again."""
+    if reopened:
+        BotState.objects.filter(pk=conversation_id).update(turns=0, out_of_hours_notified=None, updated=timezone.now())

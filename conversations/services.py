@@ -783,6 +783,13 @@ def add_note(conversation: Conversation, author: Any, text: str) -> Message:
     )
 
 
+def set_transcript(message: Message, text: str) -> None:
+    """A voice note's words (from the bot's transcription endpoint), shown under the player."""
+    message.transcript = text
+    message.save(update_fields=["transcript", "updated"])
+    events.message_updated(message, "transcript")
+
+
 def record_event(conversation: Conversation, kind: str, **content: Any) -> Message:
     """A system event in the timeline ("taken over by Ana"), type "event". ``content`` holds
     ids and names, not sentences: the console renders it translated at display time."""
