@@ -29,22 +29,39 @@ and changes nothing.
 
 from __future__ import annotations
 
+import logging
+import math
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from conversations import access, events, services
+from conversations import access, events, jobs, services
 from conversations import signals as conversation_signals
-from conversations.models import Conversation, Membership
+from conversations.models import Conversation, Membership, Message
 from handoffs import signals
-from handoffs.models import Attendant, OwnershipChange
+from handoffs import summary as summaries
+from handoffs.models import Attendant, Handoff, OwnershipChange
+
+logger = logging.getLogger(__name__)
+
+ASSIGN_QUEUE_TASK = "handoffs.tasks.assign_queue"
 
 Status = Conversation.Status
 Action = OwnershipChange.Action
+Reason = Handoff.Reason
+
+# After these, someone may have room or the queue has a new conversation: run automatic
+# assignment for the inbox (after commit). Not after ``assign`` itself: automatic assignment
+# assigns, and must not queue itself again for every conversation it gives.
+_FREES_OR_QUEUES = frozenset({Action.CLOSE, Action.TRANSFER, Action.TO_QUEUE, Action.TO_BOT})
 
 # Stands for "some assignee" when asking which actions are available, before one is picked.
 _ANYONE = object()
@@ -220,6 +237,13 @@ def _reopen_to(to: str | None) -> Callable[[Conversation, _Actor, Any], _Target]
     return rule
 
 
+def _hand_off(conversation: Conversation, actor: _Actor, assignee: Any) -> _Target:
+    _require_open(conversation)
+    if conversation.status != Status.BOT:
+        raise _conflict(gettext("Only a conversation with the bot can be handed over to people."))
+    return _Target(Status.QUEUED, None, None)
+
+
 def _other_open(conversation: Conversation) -> int | None:
     return (
         Conversation.objects.open()
@@ -250,6 +274,7 @@ def _change(
     *,
     assignee: Any = None,
     reason: str = "",
+    event: dict[str, Any] | None = None,
 ) -> Conversation:
     pk = conversation.pk if isinstance(conversation, Conversation) else conversation
     with transaction.atomic():
@@ -283,16 +308,16 @@ def _change(
             to_assignee_id=current.assignee_id,
             reason=reason or "",
         )
+        _track_handoff(current, action)
         # The timeline's "taken over by Ana": names as of now (rendered translated later).
-        services.record_event(
-            current,
-            action,
-            actor=actor.pk if actor is not None else None,
-            actor_name=_name(actor) if actor is not None else "",
-            to_status=current.status,
-            to_name=_name(current.assignee) if current.status == Status.ASSIGNED and current.assignee else "",
-            reason=reason or "",
-        )
+        content = {
+            "actor": actor.pk if actor is not None else None,
+            "actor_name": _name(actor) if actor is not None else "",
+            "to_status": current.status,
+            "to_name": _name(current.assignee) if current.status == Status.ASSIGNED and current.assignee else "",
+            "reason": reason or "",
+        }
+        services.record_event(current, action, **{**content, **(event or {})})
         conversation_signals.send_on_commit(
             signals.ownership_changed,
             conversation_id=current.pk,
@@ -304,11 +329,27 @@ def _change(
             assignee_id=current.assignee_id,
             actor_id=actor.pk if actor is not None else None,
         )
+        if action in _FREES_OR_QUEUES:
+            jobs.enqueue_on_commit(ASSIGN_QUEUE_TASK, current.inbox_id)
     if isinstance(conversation, Conversation):
         # The caller's copy shows the new owner too.
         for field in ("status", "assignee", "closed", "updated"):
             setattr(conversation, field, getattr(current, field))
     return current
+
+
+def _track_handoff(conversation: Conversation, action: str) -> None:
+    """The open handoff's timestamps, in the transaction of the change itself (so a report
+    never sees a conversation assigned while its handoff says waiting): the first assignment
+    (who and when), and its end on close or return to the bot."""
+    if conversation.status == Status.ASSIGNED:
+        Handoff.objects.filter(conversation=conversation, closed__isnull=True, assigned__isnull=True).update(
+            assigned=timezone.now(), assignee=conversation.assignee, updated=timezone.now()
+        )
+    elif conversation.status in (Status.CLOSED, Status.BOT):
+        Handoff.objects.filter(conversation=conversation, closed__isnull=True).update(
+            closed=timezone.now(), updated=timezone.now()
+        )
 
 
 # --- The transitions ---------------------------------------------------------------------------
@@ -419,6 +460,9 @@ def set_presence(user: Any, presence: str) -> Attendant:
         events.publish_on_commit([user_group(user.pk)], event)
         for inbox_id in inbox_ids:
             events.publish_on_commit([presence_group(inbox_id)], {**event, "inbox_id": inbox_id})
+            if presence == Attendant.Presence.ONLINE:
+                # Someone with room just arrived: the queue need not wait for the next beat.
+                jobs.enqueue_on_commit(ASSIGN_QUEUE_TASK, inbox_id)
     return attendant
 
 
@@ -428,3 +472,326 @@ def set_sound(user: Any, sound: bool) -> None:
     if attendant.sound != sound:
         attendant.sound = sound
         attendant.save(update_fields=["sound", "updated"])
+
+
+# --- Handoffs: the bot hands a conversation to people ------------------------------------------
+
+
+def _clamp_priority(priority: int) -> int:
+    return max(min(int(priority), max(Handoff.Priority.values)), min(Handoff.Priority.values))
+
+
+def _merge_detail(old: str, new: str) -> str:
+    if not new or new in old:
+        return old
+    return f"{old}\n{new}" if old else new
+
+
+def request_handoff(
+    conversation: Conversation | int,
+    *,
+    reason: str,
+    priority: int = Handoff.Priority.NORMAL,
+    summary: str = "",
+    detail: str = "",
+    lead: dict | None = None,
+    actor: Any = None,
+) -> Handoff:
+    """Hand a conversation to people with a packet (reason, priority, summary, lead data).
+
+    From the bot: the conversation joins the queue (an ``OwnershipChange`` HANDOFF, a "handoff"
+    timeline event) with the handoff's priority, and automatic assignment runs after commit.
+    Already queued or assigned: the open handoff is updated instead (the priority only goes up,
+    the lead data is merged) and no owner changes; a conversation queued without one (by a
+    person, or opened by an echo) gets one. A closed conversation is refused
+    (``TransitionRefused``). ``actor`` is None for the bot or the system."""
+    if reason not in Reason.values:
+        raise TransitionRefused(gettext("Unknown handoff reason."), TransitionRefused.INVALID)
+    priority = _clamp_priority(priority)
+    pk = conversation.pk if isinstance(conversation, Conversation) else conversation
+    with transaction.atomic():
+        current = Conversation.objects.select_for_update().get(pk=pk)
+        _require_open(current)
+        handoff = Handoff.objects.select_for_update().filter(conversation=current, closed__isnull=True).first()
+        if current.status == Status.BOT:
+            if handoff is not None:
+                # Left open by an older path: a new handoff starts a new record.
+                handoff.closed = timezone.now()
+                handoff.save(update_fields=["closed", "updated"])
+                handoff = None
+            label = str(Reason(reason).label)
+            current = _change(
+                current,
+                actor,
+                Action.HANDOFF,
+                _hand_off,
+                reason=detail or label,
+                event={"reason": reason, "reason_label": label, "priority": priority, "detail": detail},
+            )
+            if reason == Reason.PHONE_APP:
+                services.record_event(current, "bot_paused_by_phone_app")
+        if handoff is None:
+            handoff = Handoff.objects.create(
+                conversation=current,
+                reason=reason,
+                reason_text=detail,
+                priority=priority,
+                summary=summary or summaries.build(current, reason=reason, lead=lead),
+                lead=dict(lead or {}),
+            )
+            if current.status == Status.ASSIGNED:
+                handoff.assigned, handoff.assignee = timezone.now(), current.assignee
+                handoff.save(update_fields=["assigned", "assignee", "updated"])
+        else:
+            handoff.priority = max(handoff.priority, priority)
+            handoff.reason_text = _merge_detail(handoff.reason_text, detail)
+            if summary:
+                handoff.summary = summary
+            if lead:
+                handoff.lead = {**handoff.lead, **lead}
+            handoff.save(update_fields=["priority", "reason_text", "summary", "lead", "updated"])
+        if current.status == Status.QUEUED:
+            services.set_priority(current, max(current.priority, handoff.priority))
+            jobs.enqueue_on_commit(ASSIGN_QUEUE_TASK, current.inbox_id)
+    if isinstance(conversation, Conversation):
+        for field in ("status", "assignee", "closed", "priority", "queued_since", "updated"):
+            setattr(conversation, field, getattr(current, field))
+    return handoff
+
+
+def open_handoff(conversation_id: int) -> Handoff | None:
+    return Handoff.objects.filter(conversation_id=conversation_id, closed__isnull=True).first()
+
+
+def mark_first_answered(conversation_id: int, when: Any = None) -> bool:
+    """A person answered the customer (from the console or the phone app): the open handoff's
+    ``first_answered``, the first time only. Returns whether it was set now."""
+    return bool(
+        Handoff.objects.filter(
+            conversation_id=conversation_id, closed__isnull=True, first_answered__isnull=True
+        ).update(first_answered=when or timezone.now(), updated=timezone.now())
+    )
+
+
+def record_reopen_by_customer(conversation_id: int) -> OwnershipChange | None:
+    """The audit row of intake's reopen (the customer wrote again within ``Inbox.reopen_hours``
+    of a close). Idempotent: once per close (a repeated signal finds the REOPEN row already
+    after the latest CLOSE)."""
+    with transaction.atomic():
+        current = Conversation.objects.select_for_update().get(pk=conversation_id)
+        if current.status == Status.CLOSED:
+            return None
+        last = OwnershipChange.objects.filter(conversation=current).order_by("-created", "-id").first()
+        if last is None or last.action != Action.CLOSE:
+            return None
+        return OwnershipChange.objects.create(
+            conversation=current,
+            action=Action.REOPEN,
+            actor=None,
+            from_status=Status.CLOSED,
+            from_assignee_id=last.to_assignee_id,
+            to_status=current.status,
+            to_assignee_id=current.assignee_id,
+            reason=gettext("The customer wrote again."),
+        )
+
+
+def record_csat(handoff: Handoff | int, score: int) -> bool:
+    """Store the customer's rating (1 to 5) on the handoff. A later answer (the customer
+    tapped another row of the same list) replaces the score: the latest word is theirs.
+    Returns whether this was the first answer (the customer is thanked once)."""
+    score = int(score)
+    if not 1 <= score <= 5:
+        raise TransitionRefused(gettext("A rating goes from 1 to 5."), TransitionRefused.INVALID)
+    pk = handoff.pk if isinstance(handoff, Handoff) else handoff
+    with transaction.atomic():
+        locked = Handoff.objects.select_for_update().get(pk=pk)
+        first = locked.csat_score is None
+        locked.csat_score = score
+        locked.csat_answered = timezone.now()
+        locked.save(update_fields=["csat_score", "csat_answered", "updated"])
+    if isinstance(handoff, Handoff):
+        handoff.csat_score, handoff.csat_answered = locked.csat_score, locked.csat_answered
+    return first
+
+
+# --- The queue ---------------------------------------------------------------------------------
+
+
+def _assignable(queryset: Any) -> Any:
+    """Queued conversations people wait for in the console: not those paused because someone
+    answers from the phone app (a person at the business already has them)."""
+    paused = Handoff.objects.filter(conversation=OuterRef("pk"), closed__isnull=True, reason=Reason.PHONE_APP)
+    return queryset.waiting().filter(~Exists(paused))
+
+
+def queue_position(conversation: Conversation) -> int:
+    """1 for the next conversation automatic assignment would give; 0 when not in the queue."""
+    ids = list(
+        _assignable(Conversation.objects.filter(inbox_id=conversation.inbox_id))
+        .longest_waiting_first()
+        .values_list("pk", flat=True)
+    )
+    return ids.index(conversation.pk) + 1 if conversation.pk in ids else 0
+
+
+ESTIMATE_DAYS = 7
+ESTIMATE_SAMPLE = 50
+
+
+def _online_staff(inbox_id: int) -> Any:
+    return Attendant.objects.filter(
+        presence=Attendant.Presence.ONLINE,
+        user__is_active=True,
+        user__memberships__inbox_id=inbox_id,
+        user__memberships__role__in=[Membership.Role.ATTENDANT, Membership.Role.SUPERVISOR],
+    )
+
+
+def wait_estimate(inbox_id: int, position: int = 1) -> timedelta | None:
+    """How long the customer at ``position`` may wait: the median time from request to
+    assignment of this inbox's last handoffs (at most ``ESTIMATE_SAMPLE`` of the last
+    ``ESTIMATE_DAYS`` days), times the rounds of assignment before their turn (position shared
+    among the attendants online). None without recent data."""
+    since = timezone.now() - timedelta(days=ESTIMATE_DAYS)
+    rows = (
+        Handoff.objects.filter(conversation__inbox_id=inbox_id, assigned__gte=since)
+        .exclude(reason=Reason.PHONE_APP)
+        .order_by("-assigned")
+        .values_list("requested", "assigned")[:ESTIMATE_SAMPLE]
+    )
+    waits = [(assigned - requested).total_seconds() for requested, assigned in rows if assigned >= requested]
+    if not waits:
+        return None
+    online = _online_staff(inbox_id).values("pk").distinct().count()
+    rounds = max(1, math.ceil(max(position, 1) / max(online, 1)))
+    return timedelta(seconds=statistics.median(waits) * rounds)
+
+
+def _lock_candidates(inbox_id: int) -> list[Attendant]:
+    """The online staff of the inbox, row-locked in primary-key order: every assignment run
+    (of any inbox: a person may belong to several) takes these locks in the same order, so two
+    runs are serialised on the people they could give to, and count open conversations only
+    after the other has committed. The same order everywhere means no deadlock."""
+    ids = sorted(set(_online_staff(inbox_id).values_list("pk", flat=True)))
+    if not ids:
+        return []
+    return list(
+        Attendant.objects.select_for_update()
+        .filter(pk__in=ids, presence=Attendant.Presence.ONLINE)
+        .select_related("user")
+        .order_by("pk")
+    )
+
+
+def _advisory_lock(inbox_id: int) -> None:
+    # On PostgreSQL, also one assignment run per inbox at a time (released at commit): an
+    # attendant's presence may change between the candidates query and the row locks.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [8_801, inbox_id])
+
+
+def _assign_next(inbox_id: int) -> tuple[int, int] | None:
+    """Give the next conversation of the queue to the online member with the fewest open ones
+    under their capacity (the oldest ``last_assigned`` among equals, never-assigned first).
+    One transaction; None when nobody has room or nothing waits."""
+    with transaction.atomic():
+        _advisory_lock(inbox_id)
+        people = _lock_candidates(inbox_id)
+        if not people:
+            return None
+        open_counts = dict(
+            Conversation.objects.filter(status=Status.ASSIGNED, assignee_id__in=[a.user_id for a in people])
+            .values_list("assignee_id")
+            .annotate(n=Count("id"))
+            .values_list("assignee_id", "n")
+        )
+        with_room = [a for a in people if open_counts.get(a.user_id, 0) < a.capacity]
+        if not with_room:
+            return None
+        never = timezone.now() - timedelta(days=36_500)
+        chosen = min(with_room, key=lambda a: (open_counts.get(a.user_id, 0), a.last_assigned or never, a.pk))
+        waiting = (
+            _assignable(Conversation.objects.filter(inbox_id=inbox_id))
+            .longest_waiting_first()
+            .values_list("pk", flat=True)
+        )
+        for pk in waiting[:20]:
+            # Locked and checked again: a person may have taken it over meanwhile (``assign``
+            # would otherwise move it from them).
+            conversation = Conversation.objects.select_for_update().filter(pk=pk, status=Status.QUEUED).first()
+            if conversation is None:
+                continue
+            try:
+                assign(conversation, None, chosen.user)
+            except TransitionRefused as refused:
+                logger.info("automatic assignment of #%s to %s refused: %s", pk, chosen.user_id, refused.message)
+                continue
+            chosen.last_assigned = timezone.now()
+            chosen.save(update_fields=["last_assigned", "updated"])
+            return (conversation.pk, chosen.user_id)
+        return None
+
+
+def assign_queue(inbox_id: int | None = None) -> list[tuple[int, int]]:
+    """Automatic assignment: the queue of one inbox (or of every inbox with a queue), in queue
+    order, to online attendants and supervisors with room. Returns (conversation id, user id)
+    for each conversation given. Safe to run twice at once."""
+    if inbox_id is None:
+        inbox_ids = sorted(set(_assignable(Conversation.objects.all()).values_list("inbox_id", flat=True)))
+    else:
+        inbox_ids = [inbox_id]
+    given: list[tuple[int, int]] = []
+    for pk in inbox_ids:
+        while (pair := _assign_next(pk)) is not None:
+            given.append(pair)
+    return given
+
+
+def return_from_offline() -> list[int]:
+    """Conversations of attendants offline or away for longer than the grace
+    (``HANDOFF_OFFLINE_GRACE_MINUTES``) that they have not answered since they got them go back
+    to the queue (as the system), then the queue is assigned again. Returns their ids."""
+    cutoff = timezone.now() - timedelta(minutes=settings.HANDOFF_OFFLINE_GRACE_MINUTES)
+    gone = Attendant.objects.filter(
+        presence__in=[Attendant.Presence.OFFLINE, Attendant.Presence.AWAY], presence_changed__lte=cutoff
+    ).values("user_id")
+    candidates = Conversation.objects.filter(status=Status.ASSIGNED, assignee_id__in=gone).values_list(
+        "pk", "assignee_id"
+    )
+    returned: list[int] = []
+    inboxes: set[int] = set()
+    for pk, assignee_id in list(candidates):
+        if _answered_since_assigned(pk, assignee_id):
+            continue
+        try:
+            current = transfer_to_queue(pk, None, reason=gettext("The attendant went offline without answering."))
+        except TransitionRefused:
+            continue  # taken, closed or moved meanwhile
+        returned.append(pk)
+        inboxes.add(current.inbox_id)
+    for inbox_id in sorted(inboxes):
+        assign_queue(inbox_id)
+    return returned
+
+
+def _answered_since_assigned(conversation_id: int, assignee_id: int) -> bool:
+    handoff = open_handoff(conversation_id)
+    if handoff is not None and handoff.first_answered is not None:
+        return True
+    since = (
+        OwnershipChange.objects.filter(conversation_id=conversation_id, to_assignee_id=assignee_id)
+        .exclude(to_status=Status.CLOSED)
+        .order_by("-created", "-id")
+        .values_list("created", flat=True)
+        .first()
+    )
+    answered = Message.objects.filter(
+        conversation_id=conversation_id,
+        direction=Message.Direction.OUT,
+        sender_kind__in=[Message.SenderKind.ATTENDANT, Message.SenderKind.PHONE_APP],
+    )
+    if since is not None:
+        answered = answered.filter(wa_timestamp__gte=since)
+    return answered.exists()
