@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from console import actions, lists, presence, timeline
+from console import actions, bots_try, lists, presence, timeline
 
 app_name = "console"
-urlpatterns = [*lists.urlpatterns, *timeline.urlpatterns, *actions.urlpatterns, *presence.urlpatterns]
+urlpatterns = [
+    *lists.urlpatterns,
+    *timeline.urlpatterns,
+    *actions.urlpatterns,
+    *presence.urlpatterns,
+    *bots_try.urlpatterns,
+]
