@@ -16,18 +16,26 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
+from django.utils.timesince import timesince
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from conversations import access
-from conversations.admin import ConversationAdmin, InboxListFilter, InboxScopedAdmin
-from conversations.models import Conversation
+from conversations.admin import (
+    ConversationAdmin,
+    InboxListFilter,
+    InboxScopedAdmin,
+    admin_link,
+    json_display,
+    superuser_only_delete,
+)
+from conversations.models import Conversation, Membership
 from handoffs import services
-from handoffs.models import OwnershipChange
+from handoffs.models import Attendant, Handoff, OwnershipChange
 from handoffs.services import TransitionRefused
 
 # The change page shows this many of the latest ownership changes.
@@ -247,3 +255,165 @@ class OwnershipChangeAdmin(InboxScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# --- Handoffs ----------------------------------------------------------------------------------
+
+
+class HandoffStateFilter(admin.SimpleListFilter):
+    title = _("state")
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, Any]]:
+        return [("waiting", _("Waiting for a person")), ("assigned", _("With a person")), ("closed", _("Closed"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Handoff]) -> QuerySet[Handoff]:
+        if self.value() == "waiting":
+            return queryset.filter(closed__isnull=True, assigned__isnull=True)
+        if self.value() == "assigned":
+            return queryset.filter(closed__isnull=True, assigned__isnull=False)
+        if self.value() == "closed":
+            return queryset.filter(closed__isnull=False)
+        return queryset
+
+
+class CsatFilter(admin.SimpleListFilter):
+    title = _("rating")
+    parameter_name = "csat"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, Any]]:
+        return [
+            ("answered", _("Answered")),
+            ("asked", _("Asked, no answer")),
+            *((str(score), str(score)) for score in range(1, 6)),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Handoff]) -> QuerySet[Handoff]:
+        value = self.value()
+        if value == "answered":
+            return queryset.filter(csat_score__isnull=False)
+        if value == "asked":
+            return queryset.filter(csat_asked__isnull=False, csat_score__isnull=True)
+        if value and value.isdigit():
+            return queryset.filter(csat_score=int(value))
+        return queryset
+
+
+@admin.register(Handoff)
+class HandoffAdmin(InboxScopedAdmin):
+    """The packets the bot handed over, read-only: they are a record of what happened, written
+    by ``handoffs.services`` (request, assignment, first answer, close, rating)."""
+
+    inbox_field = "conversation__inbox"
+    list_display = (
+        "requested",
+        "conversation",
+        "reason",
+        "priority",
+        "state",
+        "assignee",
+        "waited",
+        "csat_score",
+    )
+    list_display_links = ("requested",)
+    list_filter = (
+        HandoffStateFilter,
+        "reason",
+        "priority",
+        "out_of_hours",
+        CsatFilter,
+        ("conversation__inbox", InboxListFilter),
+        ("requested", admin.DateFieldListFilter),
+        ("closed", admin.DateFieldListFilter),
+    )
+    list_select_related = ("conversation__customer", "assignee")
+    search_fields = ("=conversation__id", "summary", "reason_text")
+    date_hierarchy = "requested"
+    show_full_result_count = False
+    fieldsets = (
+        (None, {"fields": ("conversation_link", "reason", "reason_text", "priority", "out_of_hours")}),
+        (_("Packet"), {"fields": ("summary_text", "lead_pretty")}),
+        (
+            _("Times"),
+            {"fields": ("requested", "assigned", "assignee", "first_answered", "closed", "notified", "waited")},
+        ),
+        (_("Rating"), {"fields": ("csat_asked", "csat_score", "csat_answered")}),
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [name for _title, options in self.fieldsets for name in options["fields"]]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return superuser_only_delete(request)
+
+    @admin.display(description=_("state"))
+    def state(self, obj: Handoff) -> str:
+        if obj.closed is not None:
+            return gettext("Closed")
+        return gettext("With a person") if obj.assigned is not None else gettext("Waiting for a person")
+
+    @admin.display(description=_("waited"))
+    def waited(self, obj: Handoff) -> str:
+        if obj.assigned is None or obj.requested is None:
+            return "—"
+        return timesince(obj.requested, obj.assigned)
+
+    @admin.display(description=_("conversation"))
+    def conversation_link(self, obj: Handoff) -> str:
+        return admin_link(obj.conversation)
+
+    @admin.display(description=_("summary"))
+    def summary_text(self, obj: Handoff) -> str:
+        # Customer-influenced text (the model wrote it from the customer's words): escaped.
+        return format_html('<div class="atende-json">{}</div>', obj.summary) if obj.summary else "—"
+
+    lead_pretty = json_display("lead", _("lead data"))
+
+
+# --- Attendants --------------------------------------------------------------------------------
+
+
+@admin.register(Attendant)
+class AttendantAdmin(admin.ModelAdmin):
+    """Capacity (how many open conversations automatic assignment gives someone at once) is
+    set here; presence is the person's own choice in the console, shown read-only. A
+    supervisor sees the people of the inboxes they supervise."""
+
+    list_display = ("user", "full_name", "presence", "capacity", "open_conversations", "last_assigned")
+    list_editable = ("capacity",)
+    list_filter = ("presence",)
+    list_select_related = ("user",)
+    search_fields = ("user__username", "user__first_name", "user__last_name")
+    fields = ("user", "presence", "presence_changed", "capacity", "sound", "last_assigned")
+    readonly_fields = ("user", "presence", "presence_changed", "last_assigned")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Attendant]:
+        holding = Q(user__assigned_conversations__status=Conversation.Status.ASSIGNED)
+        qs = super().get_queryset(request).annotate(_open=Count("user__assigned_conversations", filter=holding))
+        if access.is_admin(request.user):
+            return qs
+        # EXISTS, not a join: a person in two supervised inboxes is one row.
+        supervised = access.supervised_inbox_ids(request.user)
+        memberships = Membership.objects.filter(user=OuterRef("user"), inbox_id__in=supervised)
+        return qs.filter(Exists(memberships))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # The row is created with the person's first presence change or assignment.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("name"))
+    def full_name(self, obj: Attendant) -> str:
+        return obj.user.get_full_name()
+
+    @admin.display(description=_("open conversations"), ordering="_open")
+    def open_conversations(self, obj: Attendant) -> int:
+        return obj._open
