@@ -82,3 +82,28 @@ def test_it_says_when_there_is_no_inbox(client: Any, settings: Any, db: None) ->
     # then
     assert response.status_code == 404
     assert "seed_demo" in response.text
+
+
+def test_it_shows_whatsapp_formatting_and_escapes_markup(client: Any, demo_inbox: Inbox) -> None:
+    # given: a message with WhatsApp's emphasis and some markup
+    identity = services.Identity(wa_id="5511987650009", name="Rita")
+    services.record_message(
+        demo_inbox,
+        identity,
+        services.NewMessage(
+            wamid="wamid.FMT-1",
+            type="text",
+            timestamp=timezone.now(),
+            text="*Escova* por _R$ 180_ <img src=x onerror=alert(1)>",
+            content={"body": "x"},
+        ),
+    )
+
+    # when
+    response = client.get("/demo/phone/", {"wa_id": "5511987650009", "name": "Rita"})
+
+    # then: bold and italic are shown as such, the markup as text
+    assert "<strong>Escova</strong>" in response.text
+    assert "<em>R$ 180</em>" in response.text
+    assert "<img src=x" not in response.text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in response.text
