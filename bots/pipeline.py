@@ -141,6 +141,17 @@ def _waits_for_audio(config: BotConfig, messages: list[Message]) -> bool:
 # --- Out of hours ---------------------------------------------------------------------------
 
 
+def business_open(config: BotConfig, now: datetime) -> tuple[bool, datetime | None]:
+    """Are people at work now, and if not when are they back. A bot without business hours
+    has no schedule to keep: always open (otherwise every new inbox would be "closed")."""
+    if not config.hours.exists():
+        return True, None
+    if hours.is_open(config, now):
+        return True, None
+    return False, hours.next_opening(config, now)
+
+
+
 def out_of_hours_text(config: BotConfig, opens_next: datetime | None) -> str:
     if config.out_of_hours_message.strip():
         return config.out_of_hours_message.strip()
@@ -292,8 +303,7 @@ def _turn(
     if _waits_for_audio(config, pending):
         return None
 
-    open_now = hours.is_open(config, now)
-    opens_next = None if open_now else hours.next_opening(config, now)
+    open_now, opens_next = business_open(config, now)
     message_mode = config.out_of_hours == config.OutOfHours.MESSAGE
     if not open_now and message_mode:
         if state.out_of_hours_notified is not None:

@@ -1,0 +1,289 @@
+"""The reply pipeline under the faults it claims to survive: a burst of lines, a person taking
+over (or answering from the phone app) while the model's answer is in flight, two turns at once,
+a lost reply task and a worker that died holding the lease."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.utils import timezone
+
+from bots import pipeline, sweep
+from bots.models import BotConfig, BotRun, BotState
+from conversations.models import Conversation, Inbox, Message
+from handoffs import services as handoffs
+from handoffs.models import Handoff
+from tests.bots.pipeline_helpers import bot_messages, echo, say
+from tests.conftest import broker_down
+from tests.fake_graph import FakeGraph
+from tests.fake_openai import FakeOpenAI, Reply, answer
+
+pytest_plugins = ["tests.conftest_graph", "tests.conftest_openai", "tests.bots.pipeline_support"]
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("english")]
+
+
+def in_thread(target: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    """Run ``target`` in a thread with its own database connection; its result or error kept."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = target()
+        except BaseException as exc:  # the test asserts on it
+            out["error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
+
+
+def held_answer(text: str) -> tuple[Reply, threading.Event, threading.Event]:
+    arrived, release = threading.Event(), threading.Event()
+    reply = answer(text)
+    reply.arrived, reply.hold = arrived, release
+    return reply, arrived, release
+
+
+def test_a_burst_of_three_lines_gets_one_reply(
+    inbox: Inbox, chat: Conversation, line: Callable[..., Message], fake_openai: FakeOpenAI, llm_bot: BotConfig
+) -> None:
+    # given: three lines typed within a second (rows only: the tasks are driven by hand)
+    start = timezone.now()
+    llm_bot.burst_seconds = 2.0
+    llm_bot.save()
+    lines = [
+        line(chat, "Oi", created=start),
+        line(chat, "queria saber", created=start + timedelta(seconds=0.5)),
+        line(chat, "o preço da escova", created=start + timedelta(seconds=1)),
+    ]
+    fake_openai.chat(answer("A escova custa R$ 60."))
+
+    with broker_down():
+        # when: the first line's turn runs while the customer is still typing (a worker, not eager)
+        early = pipeline.run_turn(chat.pk, now=start + timedelta(seconds=1.2))
+        # then: it answers nothing yet (its re-scheduled turn is lost with the broker down)
+        assert early is None
+        assert fake_openai.chats() == []
+        assert BotState.objects.get(pk=chat.pk).lease_token == ""
+
+        # when: the burst has been quiet for its moment
+        run = pipeline.run_turn(chat.pk, now=start + timedelta(seconds=3.5))
+        # and the other lines' turns come late
+        late = [pipeline.run_turn(chat.pk, now=start + timedelta(seconds=4)) for _ in lines[1:]]
+
+    # then: one reply for the three lines, which the one model call read together
+    assert run is not None and run.outcome == "replied" and run.trigger_id == lines[-1].pk
+    assert late == [None, None]
+    assert [m.text for m in bot_messages(chat)] == ["A escova custa R$ 60."]
+    (request,) = fake_openai.chats()
+    prompt = "\n".join(str(m.get("content")) for m in request["messages"] if m.get("role") == "user")
+    assert all(text in prompt for text in ("Oi", "queria saber", "o preço da escova"))
+    assert BotRun.objects.filter(conversation=chat).count() == 1
+
+
+def test_a_person_taking_over_while_the_answer_is_in_flight_gets_no_bot_reply(
+    inbox: Inbox,
+    chat: Conversation,
+    line: Callable[..., Message],
+    fake_openai: FakeOpenAI,
+    fake_graph: FakeGraph,
+    llm_bot: BotConfig,
+    attendant: User,
+) -> None:
+    # given: the model's answer is held by the provider
+    line(chat, "Oi, quanto custa?")
+    reply, arrived, release = held_answer("Custa R$ 80.")
+    fake_openai.chat(reply)
+    thread, out = in_thread(lambda: pipeline.run_turn(chat.pk))
+    assert arrived.wait(5)
+
+    # when: a person takes the conversation, then the answer comes
+    handoffs.take_over(chat, attendant)
+    release.set()
+    thread.join(10)
+
+    # then: the bot sent nothing and its turn says it was dropped
+    assert "error" not in out
+    run = out["result"]
+    assert run is not None and run.outcome == "dropped"
+    assert bot_messages(chat) == []
+    assert fake_graph.sends() == []
+    assert Conversation.objects.get(pk=chat.pk).status == Conversation.Status.ASSIGNED
+
+
+def test_an_echo_arriving_mid_reply_pauses_the_bot(
+    inbox: Inbox,
+    chat: Conversation,
+    line: Callable[..., Message],
+    fake_openai: FakeOpenAI,
+    fake_graph: FakeGraph,
+    llm_bot: BotConfig,
+) -> None:
+    # given: the model's answer is held by the provider
+    line(chat, "Oi, tem horário amanhã?")
+    reply, arrived, release = held_answer("Temos às 10h.")
+    fake_openai.chat(reply)
+    thread, out = in_thread(lambda: pipeline.run_turn(chat.pk))
+    assert arrived.wait(5)
+
+    # when: someone answers from the WhatsApp Business app meanwhile
+    echo(inbox, "Oi Maria! Tenho às 14h, pode ser?")
+    release.set()
+    thread.join(10)
+
+    # then: the bot sent nothing, and it stays quiet: the conversation is with people
+    assert "error" not in out
+    assert out["result"].outcome == "dropped"
+    assert bot_messages(chat) == []
+    assert fake_graph.sends() == []
+    conversation = Conversation.objects.get(pk=chat.pk)
+    assert conversation.status == Conversation.Status.QUEUED
+    assert Handoff.objects.get(conversation=chat).reason == Handoff.Reason.PHONE_APP
+
+
+def test_the_turn_itself_pauses_the_bot_on_an_echo_it_finds(
+    inbox: Inbox,
+    chat: Conversation,
+    line: Callable[..., Message],
+    fake_openai: FakeOpenAI,
+    fake_graph: FakeGraph,
+    llm_bot: BotConfig,
+) -> None:
+    # given: an echo row the echo receiver never saw (its signal lost with a dead worker)
+    line(chat, "Oi")
+    line(chat, "Já te respondo!", direction=Message.Direction.OUT, sender_kind=Message.SenderKind.PHONE_APP)
+    fake_openai.chat(answer("Olá!"))
+
+    # when
+    run = pipeline.run_turn(chat.pk)
+
+    # then
+    assert run is not None and run.outcome == "dropped"
+    assert bot_messages(chat) == []
+    assert Conversation.objects.get(pk=chat.pk).status == Conversation.Status.QUEUED
+    assert Handoff.objects.get(conversation=chat).reason == Handoff.Reason.PHONE_APP
+
+
+@pytest.mark.postgres
+def test_two_turns_at_once_send_one_reply(
+    inbox: Inbox,
+    chat: Conversation,
+    line: Callable[..., Message],
+    fake_openai: FakeOpenAI,
+    fake_graph: FakeGraph,
+    llm_bot: BotConfig,
+) -> None:
+    # given: a customer's message whose reply task was delivered twice, to two workers
+    line(chat, "Oi, vocês fazem unha?")
+    fake_openai.chat(*[answer("Fazemos sim!", delay=0.3) for _ in range(2)])
+    barrier = threading.Barrier(2)
+
+    def turn() -> Any:
+        barrier.wait(5)
+        return pipeline.run_turn(chat.pk)
+
+    # when
+    workers = [in_thread(turn) for _ in range(2)]
+    for thread, _out in workers:
+        thread.join(15)
+
+    # then
+    results = [out.get("result") for _thread, out in workers]
+    assert [out.get("error") for _thread, out in workers] == [None, None]
+    assert sorted(r is None for r in results) == [False, True]
+    assert len(fake_openai.chats()) == 1
+    assert [m.text for m in bot_messages(chat)] == ["Fazemos sim!"]
+    assert len(fake_graph.sends()) == 1
+
+
+def test_the_sweep_answers_a_message_whose_task_was_lost(
+    inbox: Inbox, fake_openai: FakeOpenAI, fake_graph: FakeGraph, llm_bot: BotConfig
+) -> None:
+    # given: the customer's message stored while the broker was down (its reply task lost)
+    with broker_down():
+        message = say(inbox, "Oi, alguém?")
+    conversation = message.conversation
+    assert bot_messages(conversation) == []
+    fake_openai.chat(answer("Oi! Como posso ajudar?"))
+
+    # then: not yet owed while the burst moment and the margin last
+    assert sweep.overdue() == []
+
+    # when: the sweep runs later
+    later = timezone.now() + timedelta(seconds=llm_bot.burst_seconds + sweep.MARGIN_SECONDS + 1)
+    assert sweep.queue_unanswered(later) == [conversation.pk]
+
+    # then
+    assert [m.text for m in bot_messages(conversation)] == ["Oi! Como posso ajudar?"]
+    assert len(fake_graph.sends()) == 1
+    assert sweep.overdue(later) == []
+
+
+def test_the_sweep_takes_over_from_a_worker_that_died_holding_the_lease(
+    inbox: Inbox,
+    chat: Conversation,
+    line: Callable[..., Message],
+    fake_openai: FakeOpenAI,
+    fake_graph: FakeGraph,
+    llm_bot: BotConfig,
+) -> None:
+    # given: a worker claimed the turn and died (its lease stays until it expires)
+    message = line(chat, "Oi", created=timezone.now() - timedelta(minutes=1))
+    BotState.objects.create(
+        conversation=chat, lease_token="dead-worker", lease_until=timezone.now() + timedelta(seconds=60)
+    )
+    fake_openai.chat(answer("Olá, Maria!"))
+
+    # then: while the lease lives, nobody else answers
+    assert sweep.queue_unanswered() == []
+    assert pipeline.run_turn(chat.pk) is None
+    assert bot_messages(chat) == []
+
+    # when: the lease has run out
+    BotState.objects.filter(pk=chat.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert sweep.queue_unanswered() == [chat.pk]
+
+    # then
+    assert [m.text for m in bot_messages(chat)] == ["Olá, Maria!"]
+    state = BotState.objects.get(pk=chat.pk)
+    assert (state.handled_through, state.lease_token) == (message.pk, "")
+
+
+def test_a_turn_whose_lease_was_taken_over_sends_nothing(
+    inbox: Inbox,
+    chat: Conversation,
+    line: Callable[..., Message],
+    fake_openai: FakeOpenAI,
+    fake_graph: FakeGraph,
+    llm_bot: BotConfig,
+    settings: Any,
+) -> None:
+    # given: a slow turn whose lease runs out while the model thinks
+    settings.BOT_LEASE_SECONDS = 0.3
+    line(chat, "Oi")
+    slow, arrived, release = held_answer("Resposta atrasada.")
+    fake_openai.chat(slow, answer("Resposta nova."))
+    thread, out = in_thread(lambda: pipeline.run_turn(chat.pk))
+    assert arrived.wait(5)
+
+    # when: another worker takes the expired lease over and answers
+    import time
+
+    time.sleep(0.4)
+    taken = pipeline.run_turn(chat.pk)
+    release.set()
+    thread.join(10)
+
+    # then: one reply, from the worker holding the lease
+    assert taken is not None and taken.outcome == "replied"
+    assert out.get("result") is None and "error" not in out
+    assert [m.text for m in bot_messages(chat)] == ["Resposta nova."]
