@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -62,20 +63,25 @@ class ChatResult:
 
 # --- clients -------------------------------------------------------------------------------
 
-_clients: dict[tuple[str, str, float], openai.OpenAI] = {}
+_clients: dict[tuple[int, str, str, float], openai.OpenAI] = {}
 _clients_lock = threading.Lock()
+# A few providers per process at most; more means keys or URLs were edited: start afresh.
+CLIENTS_MAX = 16
 
 
 def _client(config: BotConfig) -> openai.OpenAI:
     """One client (and its connection pool) per provider, key and timeout. Keyed by a hash of
-    the key so the key itself sits only inside the client."""
+    the key so the key itself sits only inside the client, and by process: a connection pool
+    must not be shared across a worker's fork."""
     if not config.base_url:
         raise LLMError("config", "no provider base URL")
     key = config.api_key or "none"
-    cache_key = (config.base_url, hashlib.sha256(key.encode()).hexdigest(), float(config.timeout))
+    cache_key = (os.getpid(), config.base_url, hashlib.sha256(key.encode()).hexdigest(), float(config.timeout))
     with _clients_lock:
         client = _clients.get(cache_key)
         if client is None:
+            if len(_clients) >= CLIENTS_MAX:
+                _clients.clear()
             client = openai.OpenAI(base_url=config.base_url, api_key=key, timeout=float(config.timeout), max_retries=0)
             _clients[cache_key] = client
         return client

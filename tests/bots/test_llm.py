@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -273,3 +275,26 @@ def test_the_fake_records_a_request_before_holding_it(llm_bot: BotConfig, fake_o
     worker.join(2)
 
     assert results == ["segurei"]
+
+
+def test_one_client_per_provider_key_and_timeout(llm_bot: BotConfig, fake_openai: FakeOpenAI) -> None:
+    first = llm._client(llm_bot)
+    assert llm._client(llm_bot) is first
+    llm_bot.api_key = "sk-another"
+    assert llm._client(llm_bot) is not first
+    llm_bot.api_key, llm_bot.timeout = FAKE_OPENAI_KEY, 9.0
+    assert llm._client(llm_bot) is not first
+    # The key is not part of the cache's keys (only its hash).
+    assert all(FAKE_OPENAI_KEY not in repr(key) for key in llm._clients)
+
+
+def test_llm_is_the_only_module_importing_openai() -> None:
+    root = Path(__file__).resolve().parents[2]
+    importers = []
+    for path in root.rglob("*.py"):
+        relative = path.relative_to(root)
+        if relative.parts[0] in {".venv", "node_modules", "tests"} or relative.parts[0].startswith("."):
+            continue
+        if re.search(r"^\s*(import openai|from openai\b)", path.read_text(encoding="utf-8"), re.MULTILINE):
+            importers.append(str(relative))
+    assert importers == ["bots/llm.py"]
