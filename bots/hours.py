@@ -119,10 +119,10 @@ def _describe_day(intervals: list[tuple[time, time]]) -> str:
     return ", ".join(f"{_clock(opens)}–{_clock(closes)}" for opens, closes in intervals)
 
 
-def describe_hours(config: BotConfig, at: datetime | None = None) -> str:
+def describe_hours(config: BotConfig, at: datetime | None = None, *, brief: bool = False) -> str:
     """The week in words for a customer (the bot's ``business_hours`` tool): consecutive days
-    with the same hours grouped, the holidays of the coming weeks, and the time zone. In the
-    active language."""
+    with the same hours grouped, the holidays of the coming weeks, and the time zone (``brief``:
+    the week only, for a message). In the active language."""
     intervals = _intervals(config)
     if not any(intervals.values()):
         return gettext("No business hours are configured.")
@@ -135,10 +135,16 @@ def describe_hours(config: BotConfig, at: datetime | None = None) -> str:
             groups.append((weekday, weekday, text))
     parts = []
     for first, last, text in groups:
+        if brief and not intervals.get(first):
+            continue  # a message says when people are there, not every closed day
         name = str(BusinessHours.Weekday(first).label)
-        if last > first:
+        if last == first + 1:
+            name = gettext("%(first)s and %(last)s") % {"first": name, "last": BusinessHours.Weekday(last).label}
+        elif last > first:
             name = gettext("%(first)s to %(last)s") % {"first": name, "last": BusinessHours.Weekday(last).label}
         parts.append(f"{name}: {text}")
+    if brief:
+        return "; ".join(parts)
     lines = ["; ".join(parts) + "."]
     tz = zone(config)
     today = (at or datetime.now(UTC)).astimezone(tz).date()
