@@ -218,6 +218,9 @@ def test_the_key_is_never_in_logs_or_errors(
         error(500, f"Internal error for key {FAKE_OPENAI_KEY}"), rate_limited(1, f"Slow down {FAKE_OPENAI_KEY}")
     )
     caplog.set_level(logging.DEBUG)
+    # The client libraries' own loggers too, at their most talkative.
+    for name in ("openai", "httpx", "httpx2", "httpcore", "httpcore2"):
+        caplog.set_level(logging.DEBUG, logger=name)
 
     errors: list[Any] = []
     for _ in range(2):
@@ -230,6 +233,8 @@ def test_the_key_is_never_in_logs_or_errors(
     for e in errors:
         assert FAKE_OPENAI_KEY not in str(e) and FAKE_OPENAI_KEY not in e.message and FAKE_OPENAI_KEY not in repr(e)
     assert "LLM call failed" in caplog.text
+    # The libraries' debug lines were captured (so this checks them too).
+    assert "Sending HTTP Request" in caplog.text
     assert FAKE_OPENAI_KEY not in caplog.text
     assert FAKE_OPENAI_KEY[-12:] not in caplog.text
 
