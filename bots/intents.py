@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -358,12 +359,21 @@ def _negated(clause: str, start: int) -> bool:
     return False
 
 
-def _find(patterns: list[re.Pattern[str]], reading: Reading, *, negatable: bool = True) -> str:
-    """The first clause text matched by any pattern without a negation before it, or ""."""
+def _find(
+    patterns: list[re.Pattern[str]],
+    reading: Reading,
+    *,
+    negatable: bool = True,
+    skip: Callable[[str, str], bool] | None = None,
+) -> str:
+    """The first clause text matched by any pattern without a negation before it, or "".
+    ``skip(clause, matched)`` may reject a match that only mentions the thing."""
     for clause in reading.clauses:
         for pattern in patterns:
             for match in pattern.finditer(clause):
                 if negatable and _negated(clause, match.start()):
+                    continue
+                if skip is not None and skip(clause, match.group(0)):
                     continue
                 return match.group(0)
     return ""
@@ -388,7 +398,10 @@ PERSON_TALK = (
     "(?:"
     + PERSON
     + "|"
-    + _any("medico medica doutor doutora dentista dra dr profissional gente pessoal especialista")
+    + _any(
+        "atendimento financeiro comercial setor departamento administracao medico medica doutor doutora dentista "
+        "dra dr profissional gente pessoal especialista"
+    )
     + ")"
 )
 ARTICLES = r"(?:(?:o|a|os|as|um|uma|uns|umas|algum|alguma|seu|sua|teu|tua|outro|outra|the|an|a|some|real|de|da|do|"
@@ -406,7 +419,7 @@ WANT_FILLERS = r"(?:(?:me|eu|de|o|a|um|uma|com|pra|por|favor|falar|algum|alguma|
 WANT_FILLERS += (
     r"outra|seu|sua|voce|voces|pode|poderia|urgente|direto|ser|atendido|atendida|com|to|with|me|through|i|an|"
 )
-WANT_FILLERS += r"the|real|talk|speak|chat)\s){0,5}"
+WANT_FILLERS += r"the|real|talk|speak|chat|help|from|some)\s){0,5}"
 
 REQUEST_PATTERNS = [
     _rx(TALK + r"\s(?:(?:com|por|pela|pelo|pra|a|c|to|with)\s)?" + ARTICLES + PERSON_TALK),
@@ -449,6 +462,24 @@ REQUEST_PATTERNS = [
     ),
     _rx(r"not\s(?:a\s)?(?:robo|machine)|stop (?:the )?robo|hate (?:this )?robo"),
 ]
+# "O atendimento humano de vocês é ótimo", "falar com a atendente foi ótimo": praise or a story,
+# not a request, unless the customer also asks ("quero falar com a atendente que foi ótima").
+DESCRIBING = _words(
+    """foi foram era eram otimo otima otimos excelente maravilhoso maravilhosa gentil gentis educado educada
+    atencioso atenciosa atenciosos simpatico simpatica legal incrivel perfeito perfeita elogiar elogio elogios
+    agradecer agradeco parabens querida querido amei adorei recomendo melhor nota great nice kind helpful was"""
+)
+ASKING = _words(
+    """quero queria gostaria preciso precisava prefiro pode poderia podem cade chama chame passa passe transfere
+    transferir encaminha coloca favor want need please connect transfer"""
+)
+
+
+def _only_describing(clause: str, matched: str) -> bool:
+    words = set(clause.split())
+    return bool(words & DESCRIBING) and not words & ASKING
+
+
 # These, with nothing else but fillers, are a request on their own: "atendente!!", "humano pfv".
 ALONE_PERSON = _words(
     "atendente atendentes humano humana pessoa alguem gerente supervisor operador representative human "
@@ -457,7 +488,7 @@ ALONE_PERSON = _words(
 ALONE_FILLERS = _words(
     """oi ola ei alo opa hey hi hello bom boa dia tarde noite por favor urgente ai ae aqui agora ja logo um uma o a
     quero queria preciso eu me de verdade real so pessoa humano humana please sim help ajuda socorro cade falar
-    com pra favor voce voces online algum alguma que e"""
+    com pra favor voce voces online algum alguma que e tem ha"""
 )
 
 
@@ -511,7 +542,8 @@ COMPLAINT_PATTERNS = [
     _rx(
         _any(
             "merda porra caralho puta putaria pqp vsf fdp foda foder fodase fudeu desgraca desgracado desgracada "
-            "lixo porcaria bosta burro burra burros burras idiota idiotas imbecil imbecis otario otaria otarios babaca cretino cretina "
+            "lixo porcaria bosta burro burra burros burras idiota idiotas imbecil imbecis otario otaria otarios "
+            "babaca cretino cretina "
             "vagabundo vagabunda safado safada ladrao ladroes ladra roubo roubaram wtf shit fuck fucking"
         )
     ),
@@ -549,9 +581,13 @@ def _shouting_complaint(reading: Reading) -> str:
         return ""
     if reading.angry_faces >= 2 or "🤬" in reading.raw:
         return "angry emoji"
+    # Capitals and "!!!" alone are also how some people write "QUERO MARCAR!!!": anger needs a
+    # word of complaint beside them (waiting, nobody, nothing, still...).
+    if not words & NEGATIVE_CUES:
+        return ""
     if reading.shouting and len(reading.words) >= 3 and reading.exclamations >= 2:
         return "shouting"
-    if reading.exclamations >= 3 and words & NEGATIVE_CUES and len(reading.words) >= 2:
+    if reading.exclamations >= 3 and len(reading.words) >= 2:
         return "exclamations"
     return ""
 
@@ -565,10 +601,14 @@ BILLING_PATTERNS = [
     ),
     _rx(
         r"(?:cobrad[oa]s?|cobraram|cobrou|cobrando|debitad[oa]|debitaram|debitou|descontaram|descontou|"
-        r"descontad[oa]|paguei|pagou|pagamos|passaram)\s(?:(?:me|de|o|a|um|uma|meu|minha|no|na|cartao|valor|"
-        r"pix|foi|ja)\s)*(?:duas vezes|2 vezes|2x|duas|tres vezes|dobrado|dobrada|em dobro|a mais|errado|errada|"
-        r"indevidamente|duplicado|"
-        r"duplicada|duplo|repetido|twice|sem autorizacao|sem eu)"
+        r"descontad[oa]|passaram)\s(?:(?:me|de|o|a|um|uma|meu|minha|no|na|cartao|valor|pix|foi|ja)\s)*"
+        r"(?:duas vezes|2 vezes|2x|duas|tres vezes|dobrado|dobrada|em dobro|a mais|errado|errada|indevidamente|"
+        r"duplicado|duplicada|duplo|repetido|twice|sem autorizacao|sem eu)"
+    ),
+    # "paguei em 2x" is paying in instalments, not twice.
+    _rx(
+        r"(?:paguei|pagou|pagamos)\s(?:(?:o|a|um|uma|meu|minha|mesmo|mesma|pix|valor|ja)\s)*"
+        r"(?:duas vezes|2 vezes|dobrado|em dobro|a mais|duplicado|repetido|twice)"
     ),
     _rx(r"(?:me|nos)\s(?:cobraram|cobrou)|cobraram de novo|cobrou de novo"),
     _rx(r"pagamento\s(?:(?:foi|esta|veio)\s)?(?:duplicado|em dobro|duas vezes|repetido|indevido)"),
@@ -592,6 +632,18 @@ BILLING_QUESTIONS = _rx(
     r"reembolso\s(?:(?:do|de|pelo|pela|no|na|com)\s)?(?:o\s|a\s|meu\s|minha\s)?(?:convenio|plano|seguro)|"
     r"(?:recibo|nota fiscal|nota|nf)\s(?:(?:pra|de|para o)\s)?reembolso"
 )
+
+
+# "Como funciona o reembolso?" asks about the rules; "quero o reembolso" disputes money.
+REFUND_WORDS = ("estorn", "reembols", "refund", "chargeback")
+DISPUTE_CUES = _words(
+    """quero queria preciso meu minha meus cade ainda paguei pedir pedi solicito solicitei exijo devolve devolvam
+    receber recebi nao want my still need"""
+)
+
+
+def _billing_question(clause: str, matched: str) -> bool:
+    return matched.startswith(REFUND_WORDS) and not set(clause.split()) & DISPUTE_CUES
 
 
 # --- Cancellations -------------------------------------------------------------------------------------------
@@ -809,7 +861,8 @@ def detect(text: str, config: BotConfig | None) -> HandoffRequest | None:
 
     if is_clinic and (found := _emergency(reading)):
         return _request(Reason.EMERGENCY, Priority.URGENT, found)
-    if (found := _find(BILLING_PATTERNS, reading)) and not BILLING_QUESTIONS.search(reading.joined):
+    found = _find(BILLING_PATTERNS, reading, skip=_billing_question)
+    if found and not BILLING_QUESTIONS.search(reading.joined):
         return _request(Reason.BILLING, Priority.HIGH, found)
     if found := _find([BOT_INSULTS], reading, negatable=False):
         return _request(Reason.FRUSTRATION, Priority.NORMAL, found)
@@ -818,7 +871,7 @@ def detect(text: str, config: BotConfig | None) -> HandoffRequest | None:
             return _request(Reason.COMPLAINT, Priority.HIGH, found)
     if found := _cancellation(reading):
         return _request(Reason.CANCELLATION, Priority.NORMAL, found)
-    if found := (_find(REQUEST_PATTERNS, reading) or _alone_request(reading)):
+    if found := (_find(REQUEST_PATTERNS, reading, skip=_only_describing) or _alone_request(reading)):
         return _request(Reason.CUSTOMER_REQUEST, Priority.NORMAL, found)
     if found := _shouting_complaint(reading):
         return _request(Reason.COMPLAINT, Priority.HIGH, found)
