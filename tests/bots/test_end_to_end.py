@@ -3,6 +3,7 @@ API, with the fake OpenAI-compatible provider and with the offline bot."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -18,6 +19,11 @@ from tests.fake_openai import FakeOpenAI, answer
 pytest_plugins = ["tests.conftest_graph", "tests.conftest_openai"]
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("english")]
+
+
+def now() -> int:
+    """Meta's timestamps are seconds; the customer writes now (the 24-hour window is open)."""
+    return int(time.time())
 
 
 def accepted_texts(fake_graph: FakeGraph) -> list[str]:
@@ -38,7 +44,7 @@ def test_a_webhook_gets_the_models_reply_at_meta(
     fake_openai.chat(answer("Olá, Maria! O corte feminino custa R$ 80."))
 
     # when
-    response = post_webhook(text_payload("wamid.E2E1", "Oi, quanto custa o corte feminino?"))
+    response = post_webhook(text_payload("wamid.E2E1", "Oi, quanto custa o corte feminino?", timestamp=now()))
 
     # then: the reply reached "Meta", addressed to the customer, as the bot
     assert response.status_code == 200
@@ -56,7 +62,7 @@ def test_a_webhook_gets_the_models_reply_at_meta(
 
 def test_a_webhook_gets_the_offline_bots_reply_at_meta(inbox: Inbox, fake_graph: FakeGraph, post_webhook: Any) -> None:
     # when: the inbox has no provider (the embedded default)
-    response = post_webhook(text_payload("wamid.E2E2", "Oi, boa tarde"))
+    response = post_webhook(text_payload("wamid.E2E2", "Oi, boa tarde", timestamp=now()))
 
     # then
     assert response.status_code == 200
@@ -74,8 +80,8 @@ def test_asking_for_a_person_by_webhook_queues_the_conversation(
     inbox: Inbox, fake_graph: FakeGraph, post_webhook: Any
 ) -> None:
     # when: first a question, then a request for a person
-    post_webhook(text_payload("wamid.E2E3", "Oi", timestamp=1_750_000_000))
-    post_webhook(text_payload("wamid.E2E4", "quero falar com um atendente pfv", timestamp=1_750_000_010))
+    post_webhook(text_payload("wamid.E2E3", "Oi", timestamp=now()))
+    post_webhook(text_payload("wamid.E2E4", "quero falar com um atendente pfv", timestamp=now() + 1))
 
     # then
     conversation = Message.objects.get(wamid="wamid.E2E4").conversation

@@ -4,6 +4,7 @@ the bot says it cannot listen and offers a person."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -27,7 +28,7 @@ def voice_payload(wamid: str, media_id: str = "MEDIA.VOICE") -> dict:
     message = {
         "from": "5511987654321",
         "id": wamid,
-        "timestamp": "1750000000",
+        "timestamp": str(int(time.time())),
         "type": "audio",
         "audio": {"id": media_id, "mime_type": "audio/ogg; codecs=opus", "voice": True},
     }
