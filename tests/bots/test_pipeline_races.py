@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from bots import pipeline, sweep
 from bots.models import BotConfig, BotRun, BotState
+from conversations import outbound
 from conversations.models import Conversation, Inbox, Message
 from handoffs import services as handoffs
 from handoffs.models import Handoff
@@ -287,3 +288,56 @@ def test_a_turn_whose_lease_was_taken_over_sends_nothing(
     assert taken is not None and taken.outcome == "replied"
     assert out.get("result") is None and "error" not in out
     assert [m.text for m in bot_messages(chat)] == ["Resposta nova."]
+
+
+def test_a_line_sent_while_the_bot_thinks_is_answered_after_the_turn(
+    inbox: Inbox,
+    chat: Conversation,
+    line: Callable[..., Message],
+    fake_openai: FakeOpenAI,
+    fake_graph: FakeGraph,
+    llm_bot: BotConfig,
+) -> None:
+    # given: the bot is thinking about the first line
+    line(chat, "Oi")
+    slow, arrived, release = held_answer("Olá!")
+    fake_openai.chat(slow, answer("A manicure custa R$ 40."))
+    thread, out = in_thread(lambda: pipeline.run_turn(chat.pk))
+    assert arrived.wait(5)
+
+    # when: the customer writes again meanwhile (that line's own turn finds the lease taken)
+    later = say(inbox, "e a manicure?")
+    assert len(fake_openai.chats()) == 1
+    release.set()
+    thread.join(10)
+
+    # then: the finished turn looks again and the second line gets its own answer
+    assert "error" not in out
+    assert [m.text for m in bot_messages(chat)] == ["Olá!", "A manicure custa R$ 40."]
+    assert BotState.objects.get(pk=chat.pk).handled_through == later.pk
+    second = fake_openai.chats()[1]
+    assert "e a manicure?" in "\n".join(str(m.get("content")) for m in second["messages"] if m.get("role") == "user")
+
+
+def test_a_customer_reopening_a_closed_conversation_gets_a_fresh_count_of_bot_replies(
+    inbox: Inbox, fake_openai: FakeOpenAI, fake_graph: FakeGraph, llm_bot: BotConfig, attendant: User
+) -> None:
+    # given: a conversation where the bot replied, taken over and closed, reopenable for a day
+    Inbox.objects.filter(pk=inbox.pk).update(reopen_hours=24)
+    inbox.refresh_from_db()
+    fake_openai.chat(answer("Olá!"), answer("De novo por aqui?"))
+    first = say(inbox, "Oi").conversation
+    assert BotState.objects.get(pk=first.pk).turns == 1
+    handoffs.take_over(first, attendant)
+    outbound.send_text(first, "Resolvido, Maria!", sender=attendant)
+    handoffs.close(first, attendant)
+
+    # when: the customer writes again within the hours (what the attendant wrote before the
+    # close does not silence the bot now)
+    again = say(inbox, "Oi de novo")
+
+    # then: the same conversation, with the bot, which answered the new line (and only it)
+    assert again.conversation_id == first.pk
+    assert [m.text for m in bot_messages(first)] == ["Olá!", "De novo por aqui?"]
+    state = BotState.objects.get(pk=first.pk)
+    assert (state.turns, state.handled_through) == (1, again.pk)
