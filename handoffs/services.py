@@ -507,7 +507,8 @@ def request_handoff(
     (``TransitionRefused``). ``actor`` is None for the bot or the system."""
     if reason not in Reason.values:
         raise TransitionRefused(gettext("Unknown handoff reason."), TransitionRefused.INVALID)
-    priority = _clamp_priority(priority)
+    priority = _clamp_priority(Handoff.Priority.NORMAL if priority is None else priority)
+    summary, detail = summary or "", detail or ""
     pk = conversation.pk if isinstance(conversation, Conversation) else conversation
     with transaction.atomic():
         current = Conversation.objects.select_for_update().get(pk=pk)

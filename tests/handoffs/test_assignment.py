@@ -247,3 +247,20 @@ def test_two_runs_at_once_never_assign_twice_nor_over_capacity(team, make_conver
     assert OwnershipChange.objects.filter(action=OwnershipChange.Action.ASSIGN).count() == 5
     # The five longest waiting were given; the newest three still wait.
     assert set(Conversation.objects.waiting().values_list("pk", flat=True)) == {c.pk for c in waiting[5:]}
+
+
+@pytest.mark.django_db
+def test_the_command_assigns_by_hand(team, make_conversation) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    present(team.ana)
+    [waiting] = queued(make_conversation)
+    out = StringIO()
+
+    call_command("assign_queue", "--offline", "--inbox", str(team.inbox.pk), stdout=out)
+
+    assert owner(waiting) == (Status.ASSIGNED, team.ana)
+    assert f"#{waiting.pk} -> user {team.ana.pk}" in out.getvalue()
+    assert "assigned: 1" in out.getvalue()
