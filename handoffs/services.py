@@ -13,6 +13,7 @@ transfer_to_queue        assigned / bot              its attendant, a supervisor
 transfer_to_bot          assigned / queued           its attendant, a supervisor / a supervisor
 close                    assigned / bot, queued      its attendant, a supervisor / a supervisor
 reopen                   closed                      its last attendant, a supervisor
+request_handoff          bot (→ queued)              the bot (the system), any member
 =======================  ==========================  ===========================================
 
 The new assignee of ``assign`` and ``transfer_to_attendant`` must be an active member of the
@@ -25,6 +26,11 @@ gets a clear refusal), writes through ``conversations.services.set_ownership`` (
 the live event after commit), records an ``OwnershipChange`` and sends
 ``handoffs.signals.ownership_changed`` after commit. A refusal raises ``TransitionRefused``
 and changes nothing.
+
+A handoff (``request_handoff``) also writes a ``Handoff`` packet; the transitions keep its
+timestamps in their own transaction (first assignment, close or return to the bot). Automatic
+assignment (``assign_queue``) is queued after commit whenever the queue grows or someone has
+room: a handoff, a close, a transfer, a return to the queue or the bot, someone going online.
 """
 
 from __future__ import annotations
