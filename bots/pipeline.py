@@ -21,15 +21,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
-from django.utils import formats, timezone, translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext
 
-from bots import hours, services
+from bots import notices, services
 from bots.models import BotConfig, BotRun, BotState
 from bots.turn import Decision, HandoffRequest, Menu, Turn
 from conversations import jobs, outbound
@@ -136,32 +135,6 @@ def _waits_for_audio(config: BotConfig, messages: list[Message]) -> bool:
     if not config.transcription_model:
         return False
     return any(m.type == "audio" and m.media_status == Message.MediaStatus.PENDING for m in messages)
-
-
-# --- Out of hours ---------------------------------------------------------------------------
-
-
-def business_open(config: BotConfig, now: datetime) -> tuple[bool, datetime | None]:
-    """Are people at work now, and if not when are they back. A bot without business hours
-    has no schedule to keep: always open (otherwise every new inbox would be "closed")."""
-    if not config.hours.exists():
-        return True, None
-    if hours.is_open(config, now):
-        return True, None
-    return False, hours.next_opening(config, now)
-
-
-
-def out_of_hours_text(config: BotConfig, opens_next: datetime | None) -> str:
-    if config.out_of_hours_message.strip():
-        return config.out_of_hours_message.strip()
-    if opens_next is None:
-        return gettext("Hello! We are closed right now. Leave your message and we will answer as soon as we are back.")
-    local = opens_next.astimezone(ZoneInfo(config.timezone or settings.TIME_ZONE))
-    when = formats.date_format(local, "l, d/m H:i")
-    return gettext(
-        "Hello! We are closed right now. We are back on %(when)s: leave your message and we will answer then."
-    ) % {"when": when}
 
 
 # --- Who wrote since the bot got the conversation ---------------------------------------------
@@ -303,14 +276,14 @@ def _turn(
     if _waits_for_audio(config, pending):
         return None
 
-    open_now, opens_next = business_open(config, now)
+    open_now, opens_next = notices.business_open(config, now)
     message_mode = config.out_of_hours == config.OutOfHours.MESSAGE
     if not open_now and message_mode:
         if state.out_of_hours_notified is not None:
             return None
         decision = Decision(engine=BotRun.Engine.OFFLINE)
         with translation.override(settings.LANGUAGE_CODE):
-            decision.reply = out_of_hours_text(config, opens_next)
+            decision.reply = notices.out_of_hours_text(config, opens_next, now)
         return _finish(conversation, token, newest, decision, started, out_of_hours=True)
 
     _typing(newest)

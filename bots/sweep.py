@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from bots import pipeline, services
+from bots import notices, pipeline, services
 from bots.models import BotConfig, BotState
 from conversations import jobs
 from conversations.models import Conversation, Message
@@ -56,7 +56,7 @@ def _closed_message_only(now: datetime) -> list[int]:
     """Inboxes closed now whose bot only sends the out-of-hours message: their customers who were
     told (once) are answered at opening time, not every sweep."""
     configs = BotConfig.objects.filter(out_of_hours=BotConfig.OutOfHours.MESSAGE)
-    return [config.inbox_id for config in configs if not pipeline.business_open(config, now)[0]]
+    return [config.inbox_id for config in configs if not notices.business_open(config, now)[0]]
 
 
 def queue_unanswered(now: datetime | None = None) -> list[int]:
