@@ -273,6 +273,10 @@ def _turn(
             # The customer is still typing: one reply for the whole burst, a moment later.
             jobs.enqueue(REPLY_TASK, conversation.pk, countdown=config.burst_seconds - quiet_for + BURST_SLACK_SECONDS)
             return None
+    if not config.enabled:
+        # The bot is off: people answer; the customer is told by the queue's notice.
+        decision = Decision(engine=BotRun.Engine.OFFLINE, handoff=HandoffRequest(reason=Handoff.Reason.BOT_DISABLED))
+        return _finish(conversation, token, newest, decision, started)
     if _waits_for_audio(config, pending):
         return None
 
@@ -290,10 +294,6 @@ def _turn(
     if config.transcription_model:
         _transcribe(config, pending)
         pending = list(unanswered(conversation.pk, state.handled_through).filter(id__lte=newest.pk))
-
-    if not config.enabled:
-        decision = Decision(engine=BotRun.Engine.OFFLINE, handoff=HandoffRequest(reason=Handoff.Reason.BOT_DISABLED))
-        return _finish(conversation, token, newest, decision, started)
 
     new = services.lines_for(pending)
     if not new:

@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import shared_task
 
-from bots import pipeline, sweep
+from bots import notices, pipeline, sweep
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,4 @@ def sweep_unanswered() -> int:
 @shared_task(acks_late=False, ignore_result=True)
 def send_wait_notices() -> Any:
     """Customers waiting long in the queue are told again where they stand (bots.notices)."""
-    from bots import notices
-
     return notices.send_wait_notices()

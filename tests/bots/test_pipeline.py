@@ -312,3 +312,19 @@ def test_config_for_creates_the_offline_bot_once(inbox: Inbox) -> None:
     assert first.pk == second.pk
     assert not first.uses_llm
     assert BotConfig.objects.filter(inbox=inbox).count() == 1
+
+
+def test_with_the_bot_off_the_customer_goes_straight_to_people(
+    inbox: Inbox, fake_openai: FakeOpenAI, fake_graph: FakeGraph, llm_bot: BotConfig
+) -> None:
+    llm_bot.enabled = False
+    llm_bot.save()
+
+    message = say(inbox, "Oi, quanto custa o corte?")
+
+    conversation = Conversation.objects.get(pk=message.conversation_id)
+    assert conversation.status == Conversation.Status.QUEUED
+    assert Handoff.objects.get(conversation=conversation).reason == Handoff.Reason.BOT_DISABLED
+    assert fake_openai.chats() == []
+    assert bot_messages(conversation) == []
+    assert BotRun.objects.get(conversation=conversation).outcome == "handoff"

@@ -4,6 +4,7 @@ a lost reply task and a worker that died holding the lease."""
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
@@ -341,3 +343,27 @@ def test_a_customer_reopening_a_closed_conversation_gets_a_fresh_count_of_bot_re
     assert [m.text for m in bot_messages(first)] == ["Olá!", "De novo por aqui?"]
     state = BotState.objects.get(pk=first.pk)
     assert (state.turns, state.handled_through) == (1, again.pk)
+
+
+def test_bot_sweep_answers_by_hand_what_the_sweep_would(
+    inbox: Inbox,
+    chat: Conversation,
+    line: Callable[..., Message],
+    fake_openai: FakeOpenAI,
+    fake_graph: FakeGraph,
+    llm_bot: BotConfig,
+) -> None:
+    # given: a message left unanswered a while ago (its task lost)
+    line(chat, "Oi", created=timezone.now() - timedelta(minutes=5))
+    fake_openai.chat(answer("Olá!"))
+    out = io.StringIO()
+
+    # when
+    call_command("bot_sweep", stdout=out)
+
+    # then
+    assert out.getvalue().strip() == "replied=1"
+    assert [m.text for m in bot_messages(chat)] == ["Olá!"]
+    out = io.StringIO()
+    call_command("bot_sweep", stdout=out)
+    assert out.getvalue().strip() == "nothing to answer"
