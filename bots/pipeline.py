@@ -33,7 +33,7 @@ from bots.models import BotConfig, BotRun, BotState
 from bots.turn import Decision, HandoffRequest, Menu, Turn
 from conversations import jobs, outbound
 from conversations import services as conversation_services
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Inbox, Message
 from handoffs import services as handoff_services
 from handoffs.models import Handoff, OwnershipChange
 
@@ -350,7 +350,10 @@ def _ensure_audio_answered(turn: Turn, decision: Decision) -> None:
 
 
 def _typing(latest: Message) -> None:
-    """WhatsApp's typing indicator (and read receipt) while the bot thinks: nice, never needed."""
+    """WhatsApp's typing indicator while the bot thinks: nice, never needed. WhatsApp shows it
+    only with a read receipt, so an inbox that sends none shows no typing either."""
+    if not Inbox.objects.filter(pk=latest.conversation.inbox_id, read_receipts=True).exists():
+        return
     try:
         outbound.mark_read(latest, typing=True)
     except Exception as exc:

@@ -328,3 +328,15 @@ def test_with_the_bot_off_the_customer_goes_straight_to_people(
     assert fake_openai.chats() == []
     assert bot_messages(conversation) == []
     assert BotRun.objects.get(conversation=conversation).outcome == "handoff"
+
+
+def test_no_typing_indicator_when_the_inbox_sends_no_read_receipts(
+    inbox: Inbox, llm_bot: BotConfig, fake_openai: FakeOpenAI, fake_graph: FakeGraph
+) -> None:
+    Inbox.objects.filter(pk=inbox.pk).update(read_receipts=False)
+    fake_openai.chat(answer("Oi!"))
+
+    say(inbox, "Oi")
+
+    assert [c.json.get("status") for c in fake_graph.calls("messages")] == [None]
+    assert [a["body"]["text"]["body"] for a in fake_graph.accepted] == ["Oi!"]
