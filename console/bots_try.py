@@ -27,8 +27,10 @@ from django.urls import URLPattern, path
 from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
+from bots.models import BotRun
 from conversations import access
-from conversations.models import Inbox
+from conversations.models import Conversation, Inbox
+from handoffs.models import Handoff
 
 TEMPLATE = "console/bots_try.html"
 # A trial runs the pipeline once per line, with a model this can cost money and time: a long
@@ -59,10 +61,19 @@ def get_inbox_for_user(user: Any, raw: Any, inboxes: list[Inbox]) -> Inbox:
 
 @dataclass
 class Exchange:
-    """One customer line and what the bot did with it, for the template."""
+    """One customer line and what the bot did with it (``bots.trial.TrialResult``), with the
+    codes in it put in the reader's words."""
 
     text: str
     result: Any
+    reason_label: str = ""
+    engine_label: str = ""
+    # The bot did not answer this line: an earlier line handed the conversation to people.
+    with_people: bool = False
+
+
+def _label(choices: Any, value: str) -> str:
+    return str(choices(value).label) if value in choices.values else value
 
 
 def _lines(request: HttpRequest) -> tuple[list[str], str | None]:
@@ -82,8 +93,16 @@ def _lines(request: HttpRequest) -> tuple[list[str], str | None]:
 def run_trial(inbox: Inbox, texts: list[str]) -> list[Exchange]:
     from bots import trial
 
-    results = trial.try_conversation(inbox, texts)
-    return [Exchange(text=text, result=result) for text, result in zip(texts, results, strict=False)]
+    return [
+        Exchange(
+            text=text,
+            result=result,
+            reason_label=_label(Handoff.Reason, result.reason) if result.reason else "",
+            engine_label=_label(BotRun.Engine, result.engine) if result.engine else "",
+            with_people=not result.outcome and result.status != Conversation.Status.BOT,
+        )
+        for text, result in zip(texts, trial.try_conversation(inbox, texts), strict=False)
+    ]
 
 
 @login_required

@@ -32,18 +32,21 @@ from typing import Any
 import phonenumbers
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.db.models import Q
+from django.db.models import F, Prefetch, Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
+from bots.models import BotRun
 from console import actions, lists
 from conversations import access, outbound
 from conversations.media import ALLOWED_MIME_TYPES, base_mime
 from conversations.models import Conversation, Customer, Membership, Message
+from handoffs.models import Handoff
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +125,14 @@ def _loaded(message: Message, field: str) -> bool:
     return field in message._state.fields_cache
 
 
+def _reason_label(content: dict[str, Any]) -> str:
+    """A handoff's reason in the reader's language (the stored label was in the writer's)."""
+    reason = str(content.get("reason") or "")
+    if reason in Handoff.Reason.values:
+        return str(Handoff.Reason(reason).label)
+    return str(content.get("reason_label") or reason) or gettext("no reason given")
+
+
 def event_text(message: Message) -> str:
     """A system event ("Ana took the conversation over") in the reader's language, from the
     ids and names ``services.record_event`` kept (see ``handoffs.services``)."""
@@ -129,6 +140,9 @@ def event_text(message: Message) -> str:
     action = str(content.get("action") or "")
     actor = str(content.get("actor_name") or "") or gettext("The system")
     to = str(content.get("to_name") or "") or gettext("an attendant")
+    if action == "handoff":
+        # The timeline kind and the ownership action of a bot's handoff are the same event.
+        return gettext("The bot handed the conversation to a person: %(reason)s") % {"reason": _reason_label(content)}
     texts = {
         "take_over": gettext("%(actor)s took the conversation over"),
         "assign": gettext("%(actor)s assigned the conversation to %(to)s"),
@@ -137,6 +151,10 @@ def event_text(message: Message) -> str:
         "to_bot": gettext("%(actor)s returned the conversation to the bot"),
         "close": gettext("%(actor)s closed the conversation"),
         "reopen": gettext("%(actor)s reopened the conversation"),
+        "reopen_by_customer": gettext("The customer wrote again: conversation reopened"),
+        "bot_paused_by_phone_app": gettext(
+            "Someone answered from the WhatsApp Business app: the bot stopped answering this conversation"
+        ),
     }
     template = texts.get(action)
     if template is None:
@@ -144,7 +162,58 @@ def event_text(message: Message) -> str:
     return template % {"actor": actor, "to": to}
 
 
+def event_detail(message: Message) -> str:
+    """The free text under an event: a transfer's note, a close's resolution, a handoff's
+    details (its ``reason`` is a code, shown translated in ``event_text``)."""
+    content = message.content if isinstance(message.content, dict) else {}
+    if content.get("action") == "handoff":
+        return str(content.get("detail") or "")
+    return str(content.get("reason") or "")
+
+
+# --- The handoff packet ----------------------------------------------------------------------------
+
+# The lead fields the bot records (``bots.tools.LEAD_FIELDS``), in the packet's order; any other
+# field the bot recorded follows under its own name.
+LEAD_LABELS = {
+    "name": _("Name"),
+    "service": _("Service"),
+    "preferred_day": _("Preferred day"),
+    "preferred_time": _("Preferred time"),
+    "source": _("How they found us"),
+    "notes": _("Notes"),
+}
+
+
+def current_handoff(conversation: Conversation) -> Handoff | None:
+    """The open handoff of the conversation, or its latest one: one query (the open one sorts
+    first; there is at most one, ``handoffs_handoff_one_open_uniq``)."""
+    return (
+        Handoff.objects.filter(conversation_id=conversation.pk)
+        .select_related("assignee")
+        .order_by(F("closed").desc(nulls_first=True), "-requested", "-id")
+        .first()
+    )
+
+
+def lead_rows(lead: Any) -> list[tuple[str, str]]:
+    """(label, value) for the packet, known fields first; values are the customer's words
+    (escaped by the template)."""
+    if not isinstance(lead, dict):
+        return []
+    rows = [(str(label), str(lead[key])) for key, label in LEAD_LABELS.items() if lead.get(key)]
+    rows += [(str(key), str(value)) for key, value in lead.items() if key not in LEAD_LABELS and value]
+    return rows
+
+
 # --- Reading the timeline --------------------------------------------------------------------------
+
+
+def bot_runs_prefetch() -> Prefetch:
+    """A bot message's turn (model, tokens, cost, latency) for the timeline: one query for the
+    whole page, and only the columns the line shows."""
+    runs = BotRun.objects.only("id", "reply_id", "model", "engine", "tokens_in", "tokens_out", "cost", "latency_ms")
+    return Prefetch("bot_runs", queryset=runs.order_by("id"))
 
 
 def timeline_messages(conversation: Conversation) -> Any:
@@ -153,6 +222,7 @@ def timeline_messages(conversation: Conversation) -> Any:
         Message.objects.filter(conversation=conversation)
         .exclude(type__in=ACTION_TYPES, action_pending=False)
         .select_related("sender", "reply_to", "reply_to__sender")
+        .prefetch_related(bot_runs_prefetch())
     )
 
 
@@ -247,11 +317,17 @@ def panel_context(user: Any, conversation: Conversation, role: str | None) -> di
 
 
 def header_context(conversation: Conversation) -> dict[str, Any]:
+    """The header's data, for the page and for the live socket's re-render of ``header``
+    (``console.live._header``): the handoff packet is inside the header, so it follows every
+    change of the conversation live."""
     closes = conversation.window_closes_at()
     now = timezone.now()
+    handoff = current_handoff(conversation)
     return {
         "window_closes_at": closes,
         "window_open": closes is not None and now < closes,
+        "handoff": handoff,
+        "handoff_lead": lead_rows(handoff.lead) if handoff is not None else [],
     }
 
 

@@ -23,8 +23,9 @@ from django.utils.translation import gettext
 
 from console import timeline
 from conversations.labels import message_type_label
-from conversations.models import Message
+from conversations.models import Conversation, Message
 from conversations.outbound import can_send_again
+from handoffs.models import Handoff
 
 register = template.Library()
 
@@ -164,6 +165,22 @@ def event_text(message: Message) -> str:
 
 
 @register.filter
+def event_detail(message: Message) -> str:
+    return timeline.event_detail(message)
+
+
+@register.filter
+def bot_run(message: Message) -> Any:
+    """The bot turn that sent this message (model, tokens, cost, latency), or None. The page
+    prefetches them (``timeline.bot_runs_prefetch``); a live fragment of one message asks for
+    its own, and only for a bot's message."""
+    if message.sender_kind != Message.SenderKind.BOT:
+        return None
+    runs = list(message.bot_runs.all())
+    return runs[0] if runs else None
+
+
+@register.filter
 def snippet(message: Message | None) -> str:
     """A short line standing for a message in a reply quote."""
     if message is None:
@@ -265,6 +282,37 @@ def pick(value: Any, keys: str) -> Any:
 @register.filter
 def reaction_side(side: str) -> str:
     return gettext("Customer") if side == "customer" else gettext("Business")
+
+
+# --- Handoffs ------------------------------------------------------------------------------------
+
+# Only these can have an open handoff worth showing on a row.
+HANDOFF_STATUSES = ("queued", "assigned")
+
+
+@register.simple_tag
+def attach_open_handoffs(conversations: Any) -> str:
+    """Give each row of a list its open handoff (``conversation.open_handoff``) in one query
+    for the whole page, so the ``row`` partial costs nothing more per row."""
+    rows = [row for row in conversations or () if isinstance(row, Conversation)]
+    found: dict[int, Handoff] = {}
+    ids = [row.pk for row in rows if row.status in HANDOFF_STATUSES]
+    if ids:
+        found = {h.conversation_id: h for h in Handoff.objects.filter(conversation_id__in=ids, closed__isnull=True)}
+    for row in rows:
+        row.open_handoff = found.get(row.pk)
+    return ""
+
+
+@register.filter
+def open_handoff(conversation: Conversation) -> Handoff | None:
+    """The row's open handoff: attached by ``attach_open_handoffs`` on a list page; a row the
+    live socket renders alone looks its own up (waiting or assigned conversations only)."""
+    if hasattr(conversation, "open_handoff"):
+        return conversation.open_handoff
+    if conversation.status not in HANDOFF_STATUSES:
+        return None
+    return Handoff.objects.filter(conversation_id=conversation.pk, closed__isnull=True).first()
 
 
 # --- Customers -------------------------------------------------------------------------------------
