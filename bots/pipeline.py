@@ -273,6 +273,10 @@ def _turn(
             # The customer is still typing: one reply for the whole burst, a moment later.
             jobs.enqueue(REPLY_TASK, conversation.pk, countdown=config.burst_seconds - quiet_for + BURST_SLACK_SECONDS)
             return None
+    if not conversation.is_window_open(now):
+        # Older than WhatsApp's 24-hour window (a sweep after a long outage): no reply could be
+        # sent, so the engine (and a model's bill) is not asked.
+        return _finish(conversation, token, newest, None, started)
     if not config.enabled:
         # The bot is off: people answer; the customer is told by the queue's notice.
         decision = Decision(engine=BotRun.Engine.OFFLINE, handoff=HandoffRequest(reason=Handoff.Reason.BOT_DISABLED))

@@ -16,7 +16,7 @@ from django.utils import timezone
 from bots import notices, pipeline, services
 from bots.models import BotConfig, BotState
 from conversations import jobs
-from conversations.models import Conversation, Message
+from conversations.models import SERVICE_WINDOW, Conversation, Message
 
 # Beyond the burst wait: the time a queued reply normally takes to start.
 MARGIN_SECONDS = 10.0
@@ -35,6 +35,9 @@ def overdue(now: datetime | None = None, *, limit: int = BATCH) -> list[int]:
         direction=Message.Direction.IN,
         sender_kind=Message.SenderKind.CUSTOMER,
         created__lt=before,
+        # Older than WhatsApp's window nothing can be answered any more (a conversation left
+        # from before the bot, a long outage): not worth a turn.
+        created__gte=now - SERVICE_WINDOW,
     ).exclude(type__in=services.SKIPPED_TYPES)
     # A conversation never touched by the bot has no state row: everything in it is unanswered.
     waiting = waiting.filter(

@@ -367,3 +367,18 @@ def test_bot_sweep_answers_by_hand_what_the_sweep_would(
     out = io.StringIO()
     call_command("bot_sweep", stdout=out)
     assert out.getvalue().strip() == "nothing to answer"
+
+
+def test_the_sweep_leaves_alone_what_can_no_longer_be_answered(
+    inbox: Inbox, chat: Conversation, line: Callable[..., Message], fake_openai: FakeOpenAI, llm_bot: BotConfig
+) -> None:
+    # given: a message from two days ago nobody answered (before the bot, or a long outage)
+    old = line(chat, "Oi", created=timezone.now() - timedelta(days=2))
+    Conversation.objects.filter(pk=chat.pk).update(last_inbound=timezone.now() - timedelta(days=2))
+
+    # then: the sweep does not queue it, and a turn asked anyway costs no model call
+    assert sweep.overdue() == []
+    run = pipeline.run_turn(chat.pk)
+    assert run is not None and run.outcome == "skipped"
+    assert fake_openai.chats() == []
+    assert BotState.objects.get(pk=chat.pk).handled_through == old.pk
