@@ -187,7 +187,8 @@ KNOWLEDGE: list[tuple[str, str, str, bool]] = [
         "Política de cancelamento e atrasos",
         "Você pode cancelar ou remarcar sem custo até 24 horas antes. Com menos de 24 horas, ou se faltar, "
         "cobramos 50% do serviço no próximo agendamento. Atrasos acima de 15 minutos podem precisar ser remarcados.",
-        "cancelar, cancelamento, desmarcar, remarcar, remarcação, atraso, atrasar, faltar, falta",
+        "cancelar, cancelamento, cancelar horário, desmarcar, desmarcar horário, remarcar, remarcação, atraso, "
+        "atrasar, faltar, falta",
         True,
     ),
     (
