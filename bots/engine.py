@@ -42,8 +42,11 @@ def decide(turn: Turn) -> Decision:
     engine = BotRun.Engine.LLM if config.uses_llm else BotRun.Engine.OFFLINE
     if any(line.choice_id == HUMAN_CHOICE for line in turn.new):
         # The menu's "talk to an attendant" button, in any language it was rendered in.
-        return Decision(engine=engine, handoff=HandoffRequest(reason=Handoff.Reason.CUSTOMER_REQUEST))
-    request = intents.detect(turn.text, config) if turn.text else None
+        return Decision(engine=engine, handoff=HandoffRequest(reason=Handoff.Reason.CUSTOMER_REQUEST, detail="menu"))
+    # What the customer typed: a tapped topic's title ("Política de cancelamento") is a choice
+    # from our own menu, not a request to cancel.
+    typed = "\n".join(line.text for line in turn.new if line.text and not line.choice_id).strip()
+    request = intents.detect(typed, config) if typed else None
     if request is not None:
         return Decision(engine=engine, handoff=request)
     if not turn.text and any(line.unheard_audio for line in turn.new):

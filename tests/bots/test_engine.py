@@ -529,3 +529,28 @@ def test_without_a_provider_the_offline_bot_answers(inbox: Any, fake_openai: Fak
     assert decision.engine == BotRun.Engine.OFFLINE
     assert decision.reply or decision.menu is not None
     assert fake_openai.requests == []
+
+
+def test_a_tapped_topic_is_not_read_as_a_handoff_request(inbox: Any, fake_openai: FakeOpenAI) -> None:
+    config = BotConfig.objects.create(inbox=inbox)
+    entry = KnowledgeEntry.objects.create(
+        bot=config, title="Cancelamento de pacote", body="Você pode remarcar até 24h antes.", in_menu=True
+    )
+    line = Line(
+        role="customer", text="Cancelamento de pacote", message_id=9, type="interactive", choice_id=f"kb:{entry.pk}"
+    )
+
+    decision = engine.decide(Turn(config=config, history=[line], new=[line], now=NOW))
+
+    assert decision.handoff is None
+    assert decision.reply == "Você pode remarcar até 24h antes."
+
+
+def test_typed_words_next_to_a_tap_are_still_read(inbox: Any, fake_openai: FakeOpenAI) -> None:
+    config = BotConfig.objects.create(inbox=inbox)
+    tap = Line(role="customer", text="Horários", message_id=9, type="interactive", choice_id="kb:999")
+    typed = Line(role="customer", text="quero cancelar meu pacote", message_id=10)
+
+    decision = engine.decide(Turn(config=config, history=[tap, typed], new=[tap, typed], now=NOW))
+
+    assert decision.handoff is not None and decision.handoff.reason == "cancellation"
