@@ -7,6 +7,7 @@ links become tags we write ourselves. No customer character ever reaches the pag
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -253,6 +254,14 @@ def iso(value: datetime | None) -> str:
     if not isinstance(value, datetime):
         return ""
     return timezone.localtime(value).replace(microsecond=0).isoformat()
+
+
+@register.filter
+def pretty_json(value: Any) -> str:
+    """A tool call's arguments or result as indented JSON (plain text: the template escapes it)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True, default=str)
 
 
 @register.filter

@@ -384,6 +384,42 @@ def test_it_leaks_nothing_in_lists_searches_and_filters(world: SimpleNamespace, 
     assert problems == []
 
 
+def test_it_refuses_the_try_the_bot_page_to_all_but_admins_and_the_inboxs_supervisors(world: SimpleNamespace) -> None:
+    """``/console/bots/try/`` names no object in its path, so the walk above only tries it
+    without arguments: here with inbox A in the query and the form, by every wrong user."""
+    # given: a supervisor of inbox B, and one of inbox A for the positive control
+    sergio = User.objects.create_user("sergio", is_staff=True)
+    renata = User.objects.create_user("renata", is_staff=True)
+    Membership.objects.create(user=sergio, inbox=world.b.inbox, role=Membership.Role.SUPERVISOR)
+    Membership.objects.create(user=renata, inbox=world.a.inbox, role=Membership.Role.SUPERVISOR)
+    url = reverse("console:try_bot")
+    before = (snapshot(world.a), snapshot(world.b), Conversation.objects.count(), Message.objects.count())
+    problems = []
+
+    # when
+    for who in ("anonymous", "olga", "bruno", "ana", "sergio"):
+        client = Client()
+        if who != "anonymous":
+            client.force_login(sergio if who == "sergio" else getattr(world, who))
+        for response in (
+            client.get(url, {"inbox": world.a.inbox.pk}),
+            client.post(url, {"inbox": world.a.inbox.pk, "text": "oi"}),
+            client.post(url, {"inbox": world.a.inbox.pk, "line": ["oi"], "text": "quero um atendente"}),
+        ):
+            if not allowed_refusal(response, anonymous=who == "anonymous", api=False):
+                problems.append(f"{who} {response.request['REQUEST_METHOD']} answered {response.status_code}")
+            if world.a.inbox.name in response.content.decode(errors="replace"):
+                problems.append(f"{who} sees inbox A's name")
+    owner = Client()
+    owner.force_login(renata)
+    control = owner.get(url, {"inbox": world.a.inbox.pk})
+
+    # then
+    assert problems == []
+    assert control.status_code == 200 and world.a.inbox.name in control.content.decode()
+    assert (snapshot(world.a), snapshot(world.b), Conversation.objects.count(), Message.objects.count()) == before
+
+
 # --- The websocket ----------------------------------------------------------------------------------
 
 
