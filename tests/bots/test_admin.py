@@ -348,3 +348,32 @@ def test_it_shows_bot_turns_read_only(admin_client: Client, inbox: Inbox) -> Non
     assert "<b>Preços</b>" not in html  # escaped
     assert not response.context["adminform"].form.fields  # nothing editable
     assert listing.status_code == 200 and "gpt-4o-mini" in listing.content.decode()
+
+
+def test_it_offers_a_supervisor_only_their_inboxes_and_bots_when_adding(bot: BotConfig, supervisor: User) -> None:
+    other_inbox = Inbox.objects.create(name="Filial", phone_number_id="PNID_B", app_secret="b")
+    other = BotConfig.objects.create(inbox=other_inbox, name="Robo-da-Filial")
+    client = client_for(supervisor)
+
+    inboxes = client.get(reverse("admin:bots_botconfig_add")).context["adminform"].form.fields["inbox"].queryset
+    bots = client.get(reverse("admin:bots_holiday_add")).context["adminform"].form.fields["bot"].queryset
+    day = {"date": "2027-03-19", "name": "São José"}
+    refused = client.post(reverse("admin:bots_holiday_add"), {**day, "bot": other.pk})
+    national = client.post(reverse("admin:bots_holiday_add"), {**day, "bot": ""})
+
+    assert list(inboxes) == [bot.inbox]
+    assert list(bots) == [bot]
+    assert refused.status_code == national.status_code == 200  # the form's errors, nothing saved
+    assert not Holiday.objects.filter(name="São José").exists()
+
+
+def test_it_searches_and_filters_the_knowledge_base(admin_client: Client, bot: BotConfig) -> None:
+    KnowledgeEntry.objects.create(bot=bot, title="Formas de pagamento", body="Pix, cartão", keywords="pix")
+    KnowledgeEntry.objects.create(bot=bot, title="Endereço", body="Rua Augusta, 100", active=False)
+    url = reverse("admin:bots_knowledgeentry_changelist")
+
+    found = admin_client.get(url, {"q": "pix"}).context["cl"].result_list
+    inactive = admin_client.get(url, {"active__exact": "0"}).context["cl"].result_list
+
+    assert [entry.title for entry in found] == ["Formas de pagamento"]
+    assert [entry.title for entry in inactive] == ["Endereço"]

@@ -200,6 +200,9 @@ def test_it_answers_from_the_knowledge_base_and_keeps_the_conversation_across_se
     assert customer == ["Oi, boa tarde", "quanto custa o corte?"]
     replies = re.findall(r'<p class="try-turn__reply">(.*?)</p>', html)
     assert len(replies) == 2 and "R$ 90" in replies[1]
+    # the greeting got the menu (the topic in the menu and a person), the question its answer
+    options = re.findall(r'<ul class="try-turn__options"[^>]*>(.*?)</ul>', html)
+    assert options and options[0].count("<li>") >= 2
     knowledge = re.findall(r'<ul class="try-turn__knowledge">(.*?)</ul>', html)
     assert "Quanto custa o corte feminino?" in knowledge[1]
     assert "Quanto custa o corte feminino?" in html
