@@ -55,3 +55,11 @@ def bot_messages(conversation: Conversation | int) -> list[Message]:
     return list(
         Message.objects.filter(conversation_id=pk, direction=Message.Direction.OUT, sender_kind="bot").order_by("id")
     )
+
+
+def register_bot_tasks() -> None:
+    """Look the reply task up before ``broker_down()``: that fixture closes the Celery app, after
+    which its lazy autodiscovery no longer finds task modules not imported yet."""
+    from conversations import jobs
+
+    jobs.task("bots.tasks.reply")

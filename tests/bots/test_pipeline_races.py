@@ -22,7 +22,7 @@ from conversations import outbound
 from conversations.models import Conversation, Inbox, Message
 from handoffs import services as handoffs
 from handoffs.models import Handoff
-from tests.bots.pipeline_helpers import bot_messages, echo, say
+from tests.bots.pipeline_helpers import bot_messages, echo, register_bot_tasks, say
 from tests.conftest import broker_down
 from tests.fake_graph import FakeGraph
 from tests.fake_openai import FakeOpenAI, Reply, answer
@@ -69,6 +69,7 @@ def test_a_burst_of_three_lines_gets_one_reply(
         line(chat, "o preço da escova", created=start + timedelta(seconds=1)),
     ]
     fake_openai.chat(answer("A escova custa R$ 60."))
+    register_bot_tasks()
 
     with broker_down():
         # when: the first line's turn runs while the customer is still typing (a worker, not eager)
@@ -212,8 +213,9 @@ def test_the_sweep_answers_a_message_whose_task_was_lost(
     inbox: Inbox, fake_openai: FakeOpenAI, fake_graph: FakeGraph, llm_bot: BotConfig
 ) -> None:
     # given: the customer's message stored while the broker was down (its reply task lost)
+    register_bot_tasks()
     with broker_down():
-        message = say(inbox, "Oi, alguém?")
+        message = say(inbox, "Boa tarde! Vocês abrem amanhã?")
     conversation = message.conversation
     assert bot_messages(conversation) == []
     fake_openai.chat(answer("Oi! Como posso ajudar?"))
