@@ -114,11 +114,12 @@ def answer(
     return Reply(json=data, delay=delay)
 
 
-def call(name: str, arguments: dict[str, Any] | str | None = None, *, id: str = "") -> dict[str, Any]:
-    """One tool call for ``tool_calls``; a string ``arguments`` is sent verbatim (bad JSON too)."""
+def call(name: str, arguments: dict[str, Any] | str | None = None, *, id: str | None = None) -> dict[str, Any]:
+    """One tool call for ``tool_calls``; a string ``arguments`` is sent verbatim (bad JSON too).
+    ``id=""`` sends an empty id, as some OpenAI-compatible servers do."""
     raw = arguments if isinstance(arguments, str) else json.dumps(arguments or {})
     return {
-        "id": id or f"call_{name}_{time.monotonic_ns()}",
+        "id": f"call_{name}_{time.monotonic_ns()}" if id is None else id,
         "type": "function",
         "function": {"name": name, "arguments": raw},
     }

@@ -554,3 +554,19 @@ def test_typed_words_next_to_a_tap_are_still_read(inbox: Any, fake_openai: FakeO
     decision = engine.decide(Turn(config=config, history=[tap, typed], new=[tap, typed], now=NOW))
 
     assert decision.handoff is not None and decision.handoff.reason == "cancellation"
+
+
+def test_tool_calls_without_ids_are_paired_with_their_results(llm_bot: BotConfig, fake_openai: FakeOpenAI) -> None:
+    # Some OpenAI-compatible servers send no tool call id.
+    fake_openai.chat(
+        tool_calls(call("business_hours", id=""), call("search_knowledge", {"query": "pix"}, id="")),
+        answer("Pronto."),
+    )
+
+    decision = engine.decide(make_turn(llm_bot, QUESTION))
+
+    assert decision.reply == "Pronto."
+    second = fake_openai.chats()[1]
+    ids = [c["id"] for c in second["messages"][-3]["tool_calls"]]
+    assert all(ids) and len(set(ids)) == 2
+    assert [m["tool_call_id"] for m in tool_messages(second)] == ids
