@@ -1,18 +1,26 @@
 """Processing stored webhook events: the database row is the queue.
 
-A worker claims a batch of due events (``FOR UPDATE SKIP LOCKED``), applies each in its own
-savepoint, records every outcome on its row and commits once. The outcome and its effects
-commit together, so an event is applied exactly once even when the worker is killed
-mid-batch: PostgreSQL rolls the batch back, its rows are unlocked and still due, and the next
-wake-up (the listener, or beat's per-second sweep) takes them. Celery messages only wake
-workers up; none carries an event id that could go stale or be lost.
+A worker claims a batch of due events (``FOR UPDATE SKIP LOCKED``), applies them, records
+every outcome on its row and commits once. The outcome and its effects commit together, so an
+event is applied exactly once even when the worker is killed mid-batch: PostgreSQL rolls the
+batch back, its rows are unlocked and still due, and the next wake-up (the listener, or beat's
+per-second sweep) takes them. Celery messages only wake workers up; none carries an event id
+that could go stale or be lost.
+
+A batch is applied optimistically, in one savepoint for all its events; only when one of them
+raises is that savepoint rolled back and the batch applied again event by event, each in a
+savepoint of its own, so the failure is recorded on its event alone and its batch-mates are
+applied all the same. Outcomes are written with one UPDATE per distinct outcome (usually one
+per batch). Per-event savepoints and UPDATEs were three of the eight statements each message
+cost (docs/benchmarks.md, "What a processed event costs").
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -21,7 +29,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext, ngettext
 
 from conversations import events, services
-from conversations.models import Alert, WebhookEvent
+from conversations.models import Alert, Inbox, WebhookEvent
 from conversations.whatsapp.intake import Report, process_body
 
 logger = logging.getLogger(__name__)
@@ -62,13 +70,44 @@ def process_batch(limit: int | None = None) -> int:
         if not batch:
             return 0
         batch, crashed = _isolate_crash_suspects(batch)
-        for event in batch:
-            if event.pk in crashed:
-                _give_up_on_crashing(event, crashed[event.pk])
-            else:
-                apply(event)
+        outcomes = [(event, _crash_report(event, crashed[event.pk])) for event in batch if event.pk in crashed]
+        outcomes += _apply_batch([event for event in batch if event.pk not in crashed])
+        record_all(outcomes)
     _forget_claims(batch)
     return len(batch)
+
+
+def _apply_batch(batch: list[WebhookEvent]) -> list[tuple[WebhookEvent, Report]]:
+    """Apply locked events inside the caller's transaction: all of them in one savepoint, or,
+    when one raises, each in a savepoint of its own (see the module docstring)."""
+    if not batch:
+        return []
+    try:
+        with transaction.atomic():
+            inboxes: dict[str, Inbox | None] = {}
+            return [(event, _process(event, inboxes)) for event in batch]
+    except Exception as exc:
+        # Rolled back whole (its live events and signals with it): again, one by one.
+        logger.warning("webhook batch of %s events failed (%s): applying them one by one", len(batch), exc)
+    inboxes = {}
+    return [(event, _apply_alone(event, inboxes)) for event in batch]
+
+
+def _process(event: WebhookEvent, inboxes: dict[str, Inbox | None] | None = None) -> Report:
+    return process_body(
+        bytes(event.body), signature=event.signature, event_id=event.pk, received=event.received, inboxes=inboxes
+    )
+
+
+def _apply_alone(event: WebhookEvent, inboxes: dict[str, Inbox | None] | None = None) -> Report:
+    try:
+        # Its own savepoint: a database error here (outside any item's savepoint) rolls back
+        # only this event, and the transaction stays usable to record the failure.
+        with transaction.atomic():
+            return _process(event, inboxes)
+    except Exception as exc:  # a bug in intake or a database error: keep the event, retry it later
+        logger.exception("webhook event %s failed", event.pk)
+        return Report(errors=[f"{type(exc).__name__}: {exc}"])
 
 
 def _in_customer_order(claimed: list[WebhookEvent]) -> list[WebhookEvent]:
@@ -126,15 +165,15 @@ def _forget_claims(batch: list[WebhookEvent]) -> None:
         logger.warning("could not clear webhook claims: %s", exc)
 
 
-def _give_up_on_crashing(event: WebhookEvent, claims: int) -> None:
+def _crash_report(event: WebhookEvent, claims: int) -> Report:
+    """The outcome of an event given up on without applying it again: failed for good."""
     logger.error("webhook event %s: %s claims without an outcome, not applied again", event.pk, claims)
     with translation.override(settings.LANGUAGE_CODE):
         error = gettext("a worker stopped while applying this event (%(claims)s times): replay it by hand") % {
             "claims": claims
         }
-    report = Report(errors=[error])
     event.attempts = max(event.attempts, settings.WEBHOOK_MAX_ATTEMPTS - 1)
-    record(event, report)
+    return Report(errors=[error])
 
 
 def process_event(event_id: int, *, force: bool = False) -> WebhookEvent | None:
@@ -157,21 +196,36 @@ def process_event(event_id: int, *, force: bool = False) -> WebhookEvent | None:
 
 def apply(event: WebhookEvent) -> None:
     """Apply a locked event inside the caller's transaction and record its outcome on it."""
-    try:
-        # Its own savepoint: a database error here (outside any item's savepoint) rolls back
-        # only this event, and the transaction stays usable to record the failure.
-        with transaction.atomic():
-            report = process_body(
-                bytes(event.body), signature=event.signature, event_id=event.pk, received=event.received
-            )
-    except Exception as exc:  # a bug in intake or a database error: keep the event, retry it later
-        logger.exception("webhook event %s failed", event.pk)
-        report = Report(errors=[f"{type(exc).__name__}: {exc}"])
-    record(event, report)
+    record(event, _apply_alone(event))
 
 
 def record(event: WebhookEvent, report: Report) -> None:
+    record_all([(event, report)])
+
+
+# What an outcome writes on its event.
+_OUTCOME_FIELDS = ("attempts", "processed", "inbox", "fields", "notes", "state", "last_error", "next_attempt")
+
+
+def record_all(outcomes: list[tuple[WebhookEvent, Report]]) -> None:
+    """Write each event's outcome on it: one UPDATE per distinct outcome (a batch of plain
+    messages is all "done, 1 new": one UPDATE), then alert on those out of attempts."""
     now = timezone.now()
+    groups: dict[tuple, list[int]] = {}
+    for event, report in outcomes:
+        _set_outcome(event, report, now)
+        values = tuple(getattr(event, "inbox_id" if name == "inbox" else name) for name in _OUTCOME_FIELDS)
+        groups.setdefault(values, []).append(event.pk)
+    for values, ids in groups.items():
+        changes = dict(zip(_OUTCOME_FIELDS, values, strict=True))
+        changes["inbox_id"] = changes.pop("inbox")
+        WebhookEvent.objects.filter(pk__in=ids).update(**changes)
+    for event, _report in outcomes:
+        if event.state == WebhookEvent.State.FAILED and event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+            _alert_given_up(event)
+
+
+def _set_outcome(event: WebhookEvent, report: Report, now: datetime) -> None:
     event.attempts += 1
     event.processed = now
     event.inbox = report.inbox or event.inbox
@@ -188,11 +242,6 @@ def record(event: WebhookEvent, report: Report) -> None:
     else:
         event.state = WebhookEvent.State.DONE
         event.last_error = ""
-    event.save(
-        update_fields=["attempts", "processed", "inbox", "fields", "notes", "state", "last_error", "next_attempt"]
-    )
-    if event.state == WebhookEvent.State.FAILED and event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
-        _alert_given_up(event)
 
 
 def _alert_given_up(event: WebhookEvent) -> None:
@@ -211,12 +260,17 @@ def _alert_given_up(event: WebhookEvent) -> None:
 
 def summary(report: Report) -> str:
     """The note shown in the admin, in the workers' language (LANGUAGE_CODE)."""
-    with translation.override(settings.LANGUAGE_CODE):
+    return _summary(report.created, report.duplicates, report.statuses, settings.LANGUAGE_CODE)
+
+
+@functools.lru_cache(maxsize=256)
+def _summary(created: int, duplicates: int, statuses: int, language: str) -> str:
+    # Cached: nearly every event says "1 new, 0 duplicates, 0 statuses".
+    with translation.override(language):
         return ", ".join(
             [
-                ngettext("%(count)d new", "%(count)d new", report.created) % {"count": report.created},
-                ngettext("%(count)d duplicate", "%(count)d duplicates", report.duplicates)
-                % {"count": report.duplicates},
-                ngettext("%(count)d status", "%(count)d statuses", report.statuses) % {"count": report.statuses},
+                ngettext("%(count)d new", "%(count)d new", created) % {"count": created},
+                ngettext("%(count)d duplicate", "%(count)d duplicates", duplicates) % {"count": duplicates},
+                ngettext("%(count)d status", "%(count)d statuses", statuses) % {"count": statuses},
             ]
         )

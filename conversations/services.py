@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from conversations import events, jobs, signals
 from conversations.models import Alert, Conversation, Customer, Inbox, Message, OrphanStatus, alert_dedupe_key
+from conversations.querycache import CompiledQuery
 from conversations.whatsapp.parsing import Identity, NewMessage, StatusUpdate
 
 logger = logging.getLogger(__name__)
@@ -331,20 +332,29 @@ def _locked_open_conversation(inbox: Inbox, identity: Identity) -> Conversation 
     with its customer. None when either does not exist yet; the caller then takes the long way
     (``upsert_customer``, which also finds a customer known only by another identifier)."""
     if identity.wa_id:
-        match = {"customer__wa_id": identity.wa_id}
+        rows = _OPEN_BY_WA_ID(inbox.pk, identity.wa_id)
     elif identity.user_id:
-        match = {"customer__user_id": identity.user_id}
+        rows = _OPEN_BY_USER_ID(inbox.pk, identity.user_id)
     else:
         return None
+    return rows[0] if rows else None
+
+
+def _open_locked(inbox_id: int, **match: str) -> QuerySet[Conversation]:
     # of=("self",): lock the conversation only; two conversations (two inboxes) of one customer
     # are applied in parallel.
-    return _first(
+    return (
         Conversation.objects.select_for_update(of=("self",))
         .select_related("customer")
         .open()
-        .filter(inbox=inbox, **match)
-        .order_by()
+        .filter(inbox_id=inbox_id, **match)
+        .order_by()[:1]
     )
+
+
+# Compiled once per process (conversations/querycache.py): intake runs these for every message.
+_OPEN_BY_WA_ID = CompiledQuery(lambda inbox_id, wa_id: _open_locked(inbox_id, customer__wa_id=wa_id), -1, "\0wa")
+_OPEN_BY_USER_ID = CompiledQuery(lambda inbox_id, user: _open_locked(inbox_id, customer__user_id=user), -1, "\0user")
 
 
 def _touch_conversation(conversation: Conversation, when: datetime, *, inbound: bool) -> None:
@@ -447,12 +457,13 @@ def record_message(
 def _known_waiting_and_reply(new: NewMessage) -> tuple[Message | None, list[Message], Message | None]:
     """One query for three questions: is this wamid stored already, which reactions/edits/revokes
     are waiting for it, and which message does it reply to. Callers check the chat of each."""
-    query = Q(wamid=new.wamid) | Q(target_wamid=new.wamid, action_pending=True)
     if new.context_wamid:
-        query |= Q(wamid=new.context_wamid[:255])
+        rows = _KNOWN_WAITING_OR_REPLIED(new.wamid, new.context_wamid[:255])
+    else:
+        rows = _KNOWN_OR_WAITING(new.wamid)
     known = reply_to = None
     waiting: list[Message] = []
-    for row in Message.objects.filter(query).select_related("conversation").order_by():
+    for row in rows:
         if row.wamid == new.wamid:
             known = row
         elif row.action_pending and row.target_wamid == new.wamid:
@@ -460,6 +471,17 @@ def _known_waiting_and_reply(new: NewMessage) -> tuple[Message | None, list[Mess
         if new.context_wamid and row.wamid == new.context_wamid[:255]:
             reply_to = row
     return known, waiting, reply_to
+
+
+def _known_or_waiting(wamid: str, context_wamid: str | None = None) -> QuerySet[Message]:
+    query = Q(wamid=wamid) | Q(target_wamid=wamid, action_pending=True)
+    if context_wamid is not None:
+        query |= Q(wamid=context_wamid)
+    return Message.objects.filter(query).select_related("conversation").order_by()
+
+
+_KNOWN_OR_WAITING = CompiledQuery(_known_or_waiting, "\0wamid")
+_KNOWN_WAITING_OR_REPLIED = CompiledQuery(_known_or_waiting, "\0wamid", "\0context")
 
 
 def _answers_in_place(new: NewMessage, reply_to: Message, inbox: Inbox, customer: Customer) -> bool:

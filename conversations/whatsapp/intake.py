@@ -95,22 +95,36 @@ class _Context:
     received: datetime
     # One item in the whole body: no savepoint of its own (see the module docstring).
     guard: bool
+    # Inboxes by phone_number_id already looked up (a worker's batch shares one: see
+    # ``process_body``).
+    inboxes: dict[str, Inbox | None]
 
 
 def process_body(
-    body: bytes, *, signature: str, event_id: int | None = None, received: datetime | None = None
+    body: bytes,
+    *,
+    signature: str,
+    event_id: int | None = None,
+    received: datetime | None = None,
+    inboxes: dict[str, Inbox | None] | None = None,
 ) -> Report:
     """Apply ``body``, whose ``X-Hub-Signature-256`` header was ``signature``. Must run in a
     transaction. A single-item body lets its item's exception through, for the caller's
     savepoint to roll back; with several items, each failure is caught and reported.
 
+    ``inboxes`` remembers the inboxes looked up by phone_number_id, for the caller to share
+    between the bodies it applies in one transaction (a worker's batch: one query per batch
+    instead of one per message).
+
     The notes and flags are written in LANGUAGE_CODE (as ``processing`` writes its summary),
     whichever request or worker applies the body."""
     with translation.override(settings.LANGUAGE_CODE):
-        return _process_body(body, signature, event_id, received)
+        return _process_body(body, signature, event_id, received, {} if inboxes is None else inboxes)
 
 
-def _process_body(body: bytes, signature: str, event_id: int | None, received: datetime | None) -> Report:
+def _process_body(
+    body: bytes, signature: str, event_id: int | None, received: datetime | None, inboxes: dict[str, Inbox | None]
+) -> Report:
     report = Report()
     try:
         payload = sanitize(json.loads(body))
@@ -149,6 +163,7 @@ def _process_body(body: bytes, signature: str, event_id: int | None, received: d
         event_id=event_id,
         received=received or timezone.now(),
         guard=items > 1,
+        inboxes=inboxes,
     )
     for waba_id, change in changes:
         _process_change(waba_id, change, context)
@@ -171,9 +186,10 @@ def _process_change(waba_id: str, change: dict, context: _Context) -> None:
     if not phone_number_id:
         report.flag(gettext("%(field)s: partial envelope, no metadata.phone_number_id") % {"field": name})
         return
-    try:
-        inbox = Inbox.objects.get(phone_number_id=phone_number_id)
-    except Inbox.DoesNotExist:
+    if phone_number_id not in context.inboxes:
+        context.inboxes[phone_number_id] = Inbox.objects.filter(phone_number_id=phone_number_id).first()
+    inbox = context.inboxes[phone_number_id]
+    if inbox is None:
         report.flag(
             gettext("%(field)s: unknown phone_number_id %(phone_number_id)s")
             % {"field": name, "phone_number_id": phone_number_id}
