@@ -390,7 +390,8 @@ PERSON = _any(
     "atendente atendentes humano humana humanos pessoa pessoas alguem funcionario funcionaria gerente "
     "supervisor supervisora responsavel dono dona operador operadora consultor consultora consultoria "
     "recepcionista recepcao secretaria moca moco rapaz vendedor vendedora proprietario proprietaria "
-    "agente representante human humans person agent someone somebody representative operator manager "
+    "agente representante chefe patrao patroa human humans person agent someone somebody representative operator "
+    "manager "
     "people staff sac suporte"
 )
 # ...and, after "falar com", also the professionals themselves.
@@ -429,6 +430,8 @@ REQUEST_PATTERNS = [
     _rx(
         r"(?:pessoa|pessoas|gente|alguem|atendente|humano|ser humano|atendimento)\s(?:de\s)?(?:verdade|real|reais|viva)"
     ),
+    # "me transfere", "transfere aí pfv": nothing else to transfer in a chat with the bot.
+    _rx(r"(?:me\s)?(?:transfere|transfira|transferir|encaminha|encaminhe)(?:\s(?:ai|logo|agora|por favor|ja|me))*$"),
     _rx(
         r"(?:nao|nem)\s(?:consigo|consegui|to conseguindo|estou conseguindo)\s(?:falar|contato|contatar|"
         r"conversar|ser atendid[oa])\s(?:com\s)?(?:ninguem|nenhum atendente|nenhuma pessoa)|"
@@ -453,7 +456,8 @@ REQUEST_PATTERNS = [
         r"(?:liga|ligar|ligue|telefona)\s(?:pra|pro)\s(?:mim|meu)|call me"
     ),
     _rx(
-        r"nao\s(?:quero|aguento|gosto de|gosto|vou)\s(?:mais\s)?(?:falar\s)?(?:(?:com|c)\s)?"
+        r"nao\s(?:quero|aguento|gosto de|gosto|vou)\s(?:mais\s)?(?:(?:falar|conversar|ser atendid[oa])\s)?"
+        r"(?:(?:com|c|por|pelo|pela)\s)?"
         r"(?:o\s|um\s|uma\s|esse\s|essa\s)?"
         r"(?:robo|maquina|assistente virtual|robo virtual)"
     ),
@@ -596,18 +600,18 @@ def _shouting_complaint(reading: Reading) -> str:
 
 BILLING_PATTERNS = [
     _rx(
-        r"cobranca\s(?:(?:foi|veio|esta|ta|que|e|muito)\s)*(?:indevida|errada|duplicada|dupla|em dobro|a mais|abusiva|"
-        r"estranha|repetida|incorreta|nao reconheco|que nao fiz|duas vezes|2 vezes)"
+        r"cobranca\s(?:(?:foi|veio|esta|ta|que|e|eu|muito)\s)*(?:indevida|errada|duplicada|dupla|em dobro|a mais|"
+        r"abusiva|estranha|repetida|incorreta|nao reconheco|que nao fiz|duas vezes|2 vezes)"
     ),
     _rx(
         r"(?:cobrad[oa]s?|cobraram|cobrou|cobrando|debitad[oa]|debitaram|debitou|descontaram|descontou|"
-        r"descontad[oa]|passaram)\s(?:(?:me|de|o|a|um|uma|meu|minha|no|na|cartao|valor|pix|foi|ja)\s)*"
+        r"descontad[oa]|passaram)\s(?:(?!em\s)\S+\s){0,4}"
         r"(?:duas vezes|2 vezes|2x|duas|tres vezes|dobrado|dobrada|em dobro|a mais|errado|errada|indevidamente|"
         r"duplicado|duplicada|duplo|repetido|twice|sem autorizacao|sem eu)"
     ),
     # "paguei em 2x" is paying in instalments, not twice.
     _rx(
-        r"(?:paguei|pagou|pagamos)\s(?:(?:o|a|um|uma|meu|minha|mesmo|mesma|pix|valor|ja)\s)*"
+        r"(?:paguei|pagou|pagamos)\s(?:(?!em\s)\S+\s){0,4}"
         r"(?:duas vezes|2 vezes|dobrado|em dobro|a mais|duplicado|repetido|twice)"
     ),
     _rx(r"(?:me|nos)\s(?:cobraram|cobrou)|cobraram de novo|cobrou de novo"),
@@ -618,13 +622,17 @@ BILLING_PATTERNS = [
     ),
     _rx(
         r"devolv\w*\s(?:(?:o|a|meu|minha|o meu|a minha|nosso|meus)\s)*(?:dinheiro|grana|valor|pagamento|pix)|"
-        r"(?:dinheiro|valor|grana)\s(?:de\s)?volta|quero (?:meu|o meu) dinheiro"
+        r"(?:dinheiro|valor|grana|sinal)\s(?:\S+\s){0,3}de volta|quero (?:meu|o meu) dinheiro"
     ),
     _rx(
         r"contest\w*\s(?:(?:a|o|essa|esse|uma|um)\s)?(?:cobranca|compra|fatura|pagamento|cartao|valor)|"
         r"(?:valor|fatura|boleto|conta)\s(?:veio\s|esta\s|ta\s)?(?:errad[oa]|indevid[oa]|incorret[oa]|a mais)|"
         r"nao reconheco\s(?:(?:essa|esta|a|o|esse|este)\s)?(?:cobranca|compra|valor|debito|pagamento)|"
-        r"paguei\s(?:e|mas)\s(?:nao|ninguem)"
+        r"paguei\s(?:e|mas)\s(?:nao|ninguem)|"
+        r"(?:fiz|mandei|enviei|paguei)\s(?:o\s|a\s)?(?:pix|pagamento|transferencia|deposito)\s(?:\S+\s){0,3}"
+        r"(?:nao|ninguem)\s(?:\S+\s)?(?:confirm|baix|caiu|receb|apareceu|identific)\w*|"
+        r"cobrad[oa]\s(?:\S+\s){0,3}(?:diferente|errad[oa]|a mais)|"
+        r"(?:valor|preco)\s(?:\S+\s){0,3}diferente d[oa] (?:combinado|anunciado|informado|site|orcamento|tabela)"
     ),
 ]
 BILLING_QUESTIONS = _rx(
@@ -637,8 +645,8 @@ BILLING_QUESTIONS = _rx(
 # "Como funciona o reembolso?" asks about the rules; "quero o reembolso" disputes money.
 REFUND_WORDS = ("estorn", "reembols", "refund", "chargeback")
 DISPUTE_CUES = _words(
-    """quero queria preciso meu minha meus cade ainda paguei pedir pedi solicito solicitei exijo devolve devolvam
-    receber recebi nao want my still need"""
+    """quero queria preciso meu minha meus cade ainda paguei pedir pedi peco solicitar solicito solicitei exijo
+    devolve devolvam receber recebi nao ja caiu want my still need"""
 )
 
 
@@ -697,13 +705,18 @@ EMERGENCY_PATTERNS = [
         r"(?:nao|nem)\s(?:aguento|suporto)\s(?:de\s)?dor|morrendo de dor|chest pain|severe pain"
     ),
     _rx(
-        r"sangramento|sangrando|sangrou|sangra muito|muito sangue|nao para de sangrar|hemorragia|"
+        r"sangramento|sangrando|sangrou|sangra muito|muito sangue|nao (?:para|pra) de sangrar|hemorragia|"
         r"(?:saindo|saiu|escorrendo)\s(?:muito\s)?sangue|vomit\w* sangue|bleeding"
     ),
     _rx(
         r"falta de ar|sem ar|(?:nao|mal)\s(?:consigo|consegue|esta conseguindo|to conseguindo|estou conseguindo)\s"
         r"respirar|dificuldade (?:pra|de|em) respirar|respirar com dificuldade|sufocando|cant breathe|"
         r"short(?:ness)? of breath|garganta fechando"
+    ),
+    _rx(
+        r"(?:passando|passei|passou)\s(?:muito\s)?mal|mal estar|(?:me\s)?sentindo\s(?:muito\s)?mal|"
+        r"(?:apareceu|apareceram|surgiu|surgiram|formou|formaram|estou com|to com|fiquei com|esta com|ficou com)\s"
+        r"(?:\S+\s){0,2}(?:bolha|bolhas|ferida|feridas|queimadura|queimaduras|hematoma|hematomas)"
     ),
     _rx(r"desmai\w*|perdi os sentidos|perdeu os sentidos|convuls\w*|infarto|avc|derrame|fainted|seizure"),
     _rx(
@@ -731,6 +744,7 @@ TREATMENT_QUESTIONS = _rx(
     r"do|da)\s)*(?:inchaco|inchado|inchada|dor|dores|febre|alergia|manchas|celulite|retencao)"
 )
 EMERGENCY_QUESTIONS = _rx(
+    r"(?:qual|quanto|preco|valor)\s(?:\S+\s){0,4}(?:emergencia|urgencia)|"
     r"(?:(?:voce|voces)\s)?(?:atende|atendem|tem|faz|fazem|aceita|aceitam)\s(?:(?:atendimento|consulta)\s)?(?:de\s)?"
     r"(?:emergencia|urgencia)"
 )

@@ -106,6 +106,17 @@ CUSTOMER_REQUEST = [
     "Oi, é possível falar com uma atendente?",
     "me chama um atendente",
     "quero falar com o financeiro",
+    "Quero falar com seu chefe",
+    "me transfere",
+    "não quero conversar com máquina",
+    "Can I talk to someone?",
+    "I need a human",
+    "agent",
+    "qro atendente",
+    "falar c/ atendente",
+    "tem como me passar pra alguém de verdade?",
+    "ATENDENTEEEEE",
+    "alguém me responde???",
 ]
 
 COMPLAINT = [
@@ -156,6 +167,13 @@ BILLING = [
     "cade meu estorno???",
     "I want a refund",
     "paguei e não recebi",
+    "Vocês cobraram minha consulta duas vezes no cartão",
+    "apareceu uma cobrança que eu não reconheço",
+    "fiz o pix e não confirmaram",
+    "quero o dinheiro do sinal de volta",
+    "o estorno já caiu?",
+    "o valor cobrado foi diferente do combinado",
+    "quero contestar uma cobrança",
 ]
 
 CANCELLATION = [
@@ -171,6 +189,9 @@ CANCELLATION = [
     "quero rescindir o contrato",
     "nao quero mais o pacote",
     "cancela minha compra pfv",
+    "Quero cancelar minha matrícula",
+    "desisto do pacote, quero cancelar",
+    "please cancel my order",
 ]
 
 EMERGENCY = [
@@ -190,6 +211,11 @@ EMERGENCY = [
     "meu lábio inchou muito",
     "I can't breathe",
     "socorro",
+    "não para de sangrar",
+    "to passando mal depois da aplicação",
+    "apareceram bolhas depois do peeling",
+    "tive febre de 39 graus",
+    "minha boca está muito inchada e dolorida",
 ]
 
 FRUSTRATION = [
@@ -312,6 +338,22 @@ MUST_NOT = [
     "A atendente me falou que tinha horário",
     "tem alguma promoção?",
     "estou sem dinheiro, tem promoção?",
+    "qual o preço da consulta de emergência?",
+    "é normal sentir um pouco de dor depois?",
+    "posso pagar em 2x?",
+    "Vou falar com meu marido e te retorno",
+    "Meu marido falou com um atendente ontem",
+    "Qual o nome da atendente que me atendeu?",
+    "AMEI O CORTE!!! OBRIGADA!!!",
+    "obrigado!! vocês são ótimos!!!",
+    "quanto custa por pessoa?",
+    "pessoa com alergia pode fazer progressiva?",
+    "quero cancelar o agendamento",
+    "como faço para cancelar?",
+    "falo com você depois",
+    "A recepcionista disse que eu podia remarcar",
+    "Preciso de uma manicure para sábado",
+    "dor de dente",
 ]
 
 
