@@ -98,6 +98,7 @@ def test_it_never_renders_the_api_key_on_the_change_page(admin_client: Client, b
     assert KEY[4:-2] not in html
     assert bot.masked_api_key in html  # "gsk_…46": recognisable, not usable
     assert 'type="password"' in html
+    assert f'href="/console/bots/try/?inbox={bot.inbox_id}"' in html
 
 
 def test_it_never_renders_the_api_key_in_the_list_history_or_after_an_error(

@@ -341,6 +341,18 @@ def test_it_shows_each_bot_messages_model_tokens_cost_and_latency(team, make_con
 
 
 @pytest.mark.django_db
+def test_it_shows_only_the_engine_and_latency_for_the_offline_bot(team, make_conversation) -> None:
+    conversation = make_conversation(Status.BOT)
+    reply = bot_reply(conversation, "Como posso ajudar?", engine=BotRun.Engine.OFFLINE, latency_ms=12)
+
+    html = page(team.supervisor, conversation)
+
+    message = html[html.index(f'id="message-{reply.pk}"') :]
+    line = message[message.index('class="msg__botrun"') :]
+    assert re.sub(r"\s+", " ", line[: line.index("</span>")]).endswith("Offline bot · 12 ms ")
+
+
+@pytest.mark.django_db
 def test_it_reads_every_bot_turn_of_the_page_in_one_query(team, make_conversation, django_assert_num_queries) -> None:
     conversation = make_conversation(Status.BOT)
     bot_reply(conversation, "primeira", model="m", tokens_in=1, tokens_out=1)
