@@ -32,6 +32,8 @@ MAX_ENTRIES = 500
 # Below this an entry does not answer the question (0 to 1: the share of the query's weight
 # the entry covers).
 MIN_SCORE = 0.55
+# Query words read: a question is a line or two; a pasted page must not cost a worker seconds.
+MAX_TERMS = 20
 TEXT_SEARCH_CONFIG = "portuguese_unaccent"
 
 
@@ -113,9 +115,14 @@ def similarity(a: str, b: str) -> float:
         prefix += 1
     if len(short) >= 4 and prefix >= max(4, len(short) - 2):
         return 0.85
-    if len(short) < 4:
+    # A typo keeps the first letter and about the length; anything else is another word (and
+    # skipping it keeps a turn's scoring to a few milliseconds).
+    if len(short) < 4 or a[0] != b[0] or abs(len(a) - len(b)) > 2:
         return 0.0
-    ratio = SequenceMatcher(None, a, b).ratio()
+    matcher = SequenceMatcher(None, a, b)
+    if matcher.real_quick_ratio() < 0.8 or matcher.quick_ratio() < 0.8:
+        return 0.0
+    ratio = matcher.ratio()
     # One wrong letter in a short word is another word ("franca"/"franja"); in a long one, a typo.
     return ratio * 0.8 if ratio >= (0.8 if len(short) >= 7 else 0.85) else 0.0
 
@@ -126,26 +133,37 @@ def _best(term: str, field: frozenset[str]) -> float:
     return max((similarity(term, word) for word in field), default=0.0)
 
 
+def _exact(term: str, field: frozenset[str]) -> float:
+    return 1.0 if term in field else 0.0
+
+
 def _match(term: str, item: _Indexed) -> float:
     """How well one query word is answered by an entry (title and keywords count more)."""
     score = max(_best(term, item.head), 0.5 * _best(term, item.body))
     if score < 1.0:
+        # Synonyms only as written: a typo of a synonym is too far from what was asked.
         for synonym in _GROUPS.get(term, ()):
             if synonym != term:
-                score = max(score, SYNONYM_WEIGHT * max(_best(synonym, item.head), 0.5 * _best(synonym, item.body)))
+                found = max(_exact(synonym, item.head), 0.5 * _exact(synonym, item.body))
+                score = max(score, SYNONYM_WEIGHT * found)
     return score
+
+
+@lru_cache(maxsize=4096)
+def _entry_words(title: str, keywords: str, body: str) -> tuple[frozenset[str], frozenset[str]]:
+    """An entry's words (title and keywords; body), computed once per text a process sees."""
+    head = words(title) + words(keywords.replace(",", " "))
+    body_words = set(words(body))
+    if MONEY.search(body):
+        body_words |= PRICE_WORDS  # an entry quoting prices answers "quanto custa"
+    return frozenset(head), frozenset(body_words)
 
 
 def _index(entries: list[KnowledgeEntry]) -> list[_Indexed]:
     indexed = []
     for entry in entries:
-        head = words(entry.title) + words(entry.keywords.replace(",", " "))
-        body = set(words(entry.body))
-        if MONEY.search(entry.body):
-            body |= PRICE_WORDS  # an entry quoting prices answers "quanto custa"
-        indexed.append(
-            _Indexed(entry=entry, head=frozenset(head), body=frozenset(body), rank=getattr(entry, "rank", 0))
-        )
+        head, body = _entry_words(entry.title, entry.keywords, entry.body)
+        indexed.append(_Indexed(entry=entry, head=head, body=body, rank=getattr(entry, "rank", 0.0)))
     return indexed
 
 
@@ -174,7 +192,7 @@ def _entries(config: BotConfig, terms: list[str]) -> list[KnowledgeEntry]:
 
 def scored(config: BotConfig, query: str) -> list[tuple[float, KnowledgeEntry]]:
     """Every active entry that answers ``query`` well enough, best first, with its score."""
-    terms = list(dict.fromkeys(words(query)))[:30]
+    terms = list(dict.fromkeys(words(query)))[:MAX_TERMS]
     if not terms or config is None or config.pk is None:
         return []
     items = _index(_entries(config, terms))
@@ -182,19 +200,20 @@ def scored(config: BotConfig, query: str) -> list[tuple[float, KnowledgeEntry]]:
         return []
     # Rare words tell entries apart ("escova"), common ones do not ("quanto", "custa").
     total = len(items)
+    matches = {term: [_match(term, item) for item in items] for term in terms}
     weights = {}
     for term in terms:
-        holding = sum(1 for item in items if _match(term, item) >= 0.85)
+        holding = sum(1 for found in matches[term] if found >= 0.85)
         weights[term] = math.log(1 + (total + 1) / (1 + holding))
         if term in GENERIC:
             weights[term] *= GENERIC_WEIGHT
-        elif not any(_match(term, item) >= 0.5 for item in items):
+        elif not any(found >= 0.5 for found in matches[term]):
             weights[term] *= UNKNOWN_WEIGHT
     weight_sum = sum(weights.values())
     top_rank = max((item.rank for item in items), default=0.0) or 1.0
     results = []
-    for item in items:
-        covered = sum(weights[term] * _match(term, item) for term in terms) / weight_sum
+    for index, item in enumerate(items):
+        covered = sum(weights[term] * matches[term][index] for term in terms) / weight_sum
         if covered <= 0:
             continue
         # Ties ("escova" and "escova progressiva") go to the entry whose title says least else.

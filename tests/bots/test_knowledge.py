@@ -136,3 +136,15 @@ def test_postgres_survives_query_words_the_parser_would_choke_on(demo_bot: BotCo
         "Quanto custa a escova progressiva?"
     )
     assert knowledge.search(demo_bot, "e o a de") == []
+
+
+def test_a_bare_entry_is_found_despite_typos_accents_and_other_words(db: None, inbox: Inbox) -> None:
+    # given: an entry with no keywords, as an admin types it in a hurry
+    config = BotConfig.objects.create(inbox=inbox)
+    brush = KnowledgeEntry.objects.create(bot=config, title="Quanto custa a escova progressiva?", body="R$ 350.")
+    KnowledgeEntry.objects.create(bot=config, title="Horário", body="Terça a sábado, das 9h às 19h.")
+
+    # then
+    for query in ("preco da escova", "ecova progresiva", "PREÇO ESCOVA PROGRESSIVA", "valor progressiva?"):
+        assert knowledge.search(config, query) == [brush], query
+    assert knowledge.search(config, "preço do corte") == []
