@@ -496,6 +496,9 @@ ALONE_FILLERS = _words(
 )
 
 
+GREETINGS = _words("oi oie ola ei alo opa hey hi hello bom boa dia tarde noite tudo bem e ai")
+
+
 def _alone_request(reading: Reading) -> str:
     words = reading.words
     if not words or len(words) > 8:
@@ -508,6 +511,10 @@ def _alone_request(reading: Reading) -> str:
     if persons == ["atendimento"]:
         return ""
     if any(word in NEGATORS for word in words):
+        return ""
+    # "Bom dia, atendente!" greets whoever answers; "oi, alguém?" asks whether anyone is there.
+    others = [w for w in words if w not in ALONE_PERSON]
+    if others and all(w in GREETINGS for w in others) and "alguem" not in persons:
         return ""
     return " ".join(words)
 
@@ -787,7 +794,8 @@ FRUSTRATION_PATTERNS = [
         r"escrev|explic)\w*|de novo isso|mesma coisa de novo|"
         r"(?:so|sempre) (?:responde|repete|manda) (?:a mesma|isso|o mesmo)|nao foi (?:isso|o) que (?:eu )?"
         r"(?:perguntei|pedi|falei|disse)|nao era isso|nao (?:e|era) isso que (?:eu )?(?:perguntei|pedi|quero)|"
-        r"ninguem (?:me )?(?:atende|responde|ajuda|resolve)|cansei|af+|afs|affs|"
+        r"ninguem (?:vai\s)?(?:me\s)?(?:atende|atender|responde|responder|ajuda|ajudar|resolve|resolver)|"
+        r"cansei|af+|afs|affs|"
         r"you (?:not|dont) understand|not helpful|useless|this is not what i"
     ),
 ]

@@ -117,6 +117,9 @@ CUSTOMER_REQUEST = [
     "tem como me passar pra alguém de verdade?",
     "ATENDENTEEEEE",
     "alguém me responde???",
+    "oi, alguém?",
+    "atendente?",
+    "boa tarde, atendente por favor",
 ]
 
 COMPLAINT = [
@@ -233,6 +236,7 @@ FRUSTRATION = [
     "você não está entendendo",
     "não entendi\nnão entendi",
     "não serve pra nada esse robô",
+    "ninguém vai me responder?",
 ]
 
 MUST_NOT = [
@@ -354,6 +358,11 @@ MUST_NOT = [
     "A recepcionista disse que eu podia remarcar",
     "Preciso de uma manicure para sábado",
     "dor de dente",
+    "Bom dia atendente",
+    "Oi atendente, quanto custa a escova?",
+    "Obrigado, atendente!",
+    "Qual o horário de atendimento?",
+    "O atendimento é por ordem de chegada?",
 ]
 
 
