@@ -19,7 +19,7 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from conversations import dispatch, processing, tasks
+from conversations import dispatch, processing, signals, tasks
 from conversations.models import Alert, Message, WebhookEvent
 from conversations.whatsapp import store
 from conversations.whatsapp.signature import sign
@@ -97,6 +97,16 @@ def refuse_message_inserts(wamid: str) -> None:
             )
 
 
+def drop_message_refusal() -> None:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "DROP TRIGGER test_refuse_message ON conversations_message; DROP FUNCTION test_refuse_message();"
+            )
+        else:
+            cursor.execute("DROP TRIGGER test_refuse_message")
+
+
 @pytest.fixture(autouse=True)
 def _clean_claims() -> None:
     cache.clear()
@@ -164,6 +174,66 @@ def test_it_records_a_poisoned_event_on_its_own_and_finishes_its_batch(inbox) ->
     states = dict(WebhookEvent.objects.filter(pk__in=[before, after]).values_list("pk", "state"))
     assert states == {before: "done", after: "done"}
     assert sorted(Message.objects.values_list("wamid", flat=True)) == ["wamid.AFTER", "wamid.BEFORE", "wamid.EARLIER"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_announces_the_batch_mates_of_a_poisoned_event_once(inbox) -> None:
+    # given: a batch applied optimistically in one savepoint fails on its middle event, is
+    # rolled back and applied again event by event; what the first pass announced must not
+    # reach anyone, and what the second announced must, once
+    stored(text_payload("wamid.EARLIER", wa_id="5531988887777"))
+    processing.process_batch()
+    heard: list[str] = []
+
+    def receiver(sender: object, *, message_id: int, **kwargs: object) -> None:
+        heard.append(Message.objects.get(pk=message_id).wamid)
+
+    signals.message_received.connect(receiver, weak=False, dispatch_uid="test-batch-mates")
+    refuse_message_inserts("wamid.POISON")
+    try:
+        stored(text_payload("wamid.BEFORE"))
+        poisoned = stored(text_payload("wamid.POISON", wa_id="5531988887777"))
+        stored(text_payload("wamid.AFTER", wa_id="5521999990000"))
+
+        # when
+        applied = processing.process_batch()
+    finally:
+        signals.message_received.disconnect(dispatch_uid="test-batch-mates")
+        drop_message_refusal()
+
+    # then
+    assert applied == 3
+    assert heard == ["wamid.BEFORE", "wamid.AFTER"]
+    assert WebhookEvent.objects.get(pk=poisoned).state == "failed"
+    assert Message.objects.filter(wamid__in=["wamid.BEFORE", "wamid.AFTER"]).count() == 2
+
+
+@pytest.mark.django_db
+def test_it_applies_a_batch_of_known_customers_in_four_queries_a_message(
+    inbox, django_assert_num_queries, english
+) -> None:
+    # given: five customers with an open conversation, each with a new message waiting
+    customers = [f"55119888800{i:02d}" for i in range(5)]
+    for index, wa_id in enumerate(customers):
+        stored(text_payload(f"wamid.FIRST{index}", wa_id=wa_id, timestamp=1_750_000_000))
+    processing.process_batch()
+    for index, wa_id in enumerate(customers):
+        stored(text_payload(f"wamid.NEXT{index}", wa_id=wa_id, timestamp=1_750_000_060))
+
+    # when: per batch the claim, the ordering check, the inbox, one savepoint and its release,
+    # one UPDATE for the five outcomes; per message its open conversation (locked), "known or
+    # awaited?", the insert and the conversation's times (inside the test's transaction the
+    # batch's own is a savepoint too: two more)
+    with django_assert_num_queries(2 + 6 + 4 * 5):
+        applied = processing.process_batch()
+
+    # then
+    assert applied == 5
+    assert (
+        list(WebhookEvent.objects.order_by("pk").values_list("state", "attempts", "notes"))[5:]
+        == [("done", 1, "1 new, 0 duplicates, 0 statuses")] * 5
+    )
+    assert Message.objects.count() == 10
 
 
 @pytest.mark.django_db
