@@ -34,6 +34,7 @@ MAX_ENTRIES = 500
 MIN_SCORE = 0.55
 # Query words read: a question is a line or two; a pasted page must not cost a worker seconds.
 MAX_TERMS = 20
+MAX_QUERY_CHARS = 2000
 TEXT_SEARCH_CONFIG = "portuguese_unaccent"
 
 
@@ -192,6 +193,8 @@ def _entries(config: BotConfig, terms: list[str]) -> list[KnowledgeEntry]:
 
 def scored(config: BotConfig, query: str) -> list[tuple[float, KnowledgeEntry]]:
     """Every active entry that answers ``query`` well enough, best first, with its score."""
+    if len(query) > MAX_QUERY_CHARS:
+        query = query[:MAX_QUERY_CHARS].rsplit(None, 1)[0]  # no half word at the cut
     terms = list(dict.fromkeys(words(query)))[:MAX_TERMS]
     if not terms or config is None or config.pk is None:
         return []

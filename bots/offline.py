@@ -81,7 +81,7 @@ def decide(turn: Turn) -> Decision:
                 reason=Handoff.Reason.FRUSTRATION, priority=Handoff.Priority.NORMAL, detail="repeated confusion"
             ),
         )
-    words = intents.tokens(intents.fold(text))
+    words = intents.tokens(intents.fold(_clipped(text, intents.MAX_CHARS)))
     rest = _after_greeting(words)
     if not rest and words:
         return Decision(engine=ENGINE, reply=greeting(config), menu=build_menu(config))
@@ -91,7 +91,12 @@ def decide(turn: Turn) -> Decision:
         else:
             reply = gettext("All right! If you need anything else, just send a message.")
         return Decision(engine=ENGINE, reply=reply)
-    found = knowledge.scored(config, " ".join(rest))
+    question = " ".join(rest)
+    if not knowledge.words(question):
+        # "Oi, queria uma informação": nothing to look up yet.
+        opening = greeting(config) if len(rest) < len(words) else gettext("How can I help you?")
+        return Decision(engine=ENGINE, reply=opening, menu=build_menu(config))
+    found = knowledge.scored(config, question)
     if found:
         entry = found[0][1]
         return Decision(engine=ENGINE, reply=entry.body, knowledge=[_used(entry)])
@@ -210,6 +215,11 @@ def _after_greeting(words: list[str]) -> list[str]:
 
 def _squeezed(word: str) -> str:
     return word if word in GREETING_WORDS else re.sub(r"([a-z])\1+", r"\1", word)
+
+
+def _clipped(text: str, size: int) -> str:
+    """At most ``size`` characters, cut between words: a pasted page is read as its start."""
+    return text if len(text) <= size else text[:size].rsplit(None, 1)[0]
 
 
 def _only(words: list[str], allowed: frozenset[str]) -> bool:

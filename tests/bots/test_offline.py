@@ -3,6 +3,7 @@ answers from the knowledge base, the menu's shape within WhatsApp's limits, voic
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -129,6 +130,21 @@ def test_a_greeting_gets_the_bots_greeting_and_the_menu(demo_bot: BotConfig, tex
     assert decision.handoff is None
 
 
+def test_a_greeting_with_nothing_to_look_up_gets_the_greeting_and_the_menu(demo_bot: BotConfig) -> None:
+    decision = decide(demo_bot, "Oi, tudo bem? Queria uma informação")
+    assert decision.reply == demo_bot.greeting
+    assert decision.menu is not None
+    assert decide(demo_bot, "queria uma informação").reply == "How can I help you?"
+    assert decide(demo_bot, "😀😀😀").reply == "How can I help you?"
+
+
+def test_a_very_long_message_is_answered_quickly(demo_bot: BotConfig) -> None:
+    started = time.perf_counter()
+    decision = decide(demo_bot, "quanto custa a escova? " + "blá " * 30_000)
+    assert time.perf_counter() - started < 3
+    assert decision.reply.startswith("A escova custa")
+
+
 def test_without_a_greeting_configured_it_introduces_itself(bot: BotConfig) -> None:
     introduction = "Hello! I am Lia, the virtual assistant of Padaria Pão Quente. How can I help you?"
     assert decide(bot, "oi").reply == introduction
@@ -167,7 +183,7 @@ def test_a_question_gets_the_best_knowledge_entry(demo_bot: BotConfig, text: str
     assert decision.handoff is None
 
 
-@pytest.mark.parametrize("text", ["vocês consertam geladeira?", "asdfgh", "😀😀😀", "qual a capital da França?"])
+@pytest.mark.parametrize("text", ["vocês consertam geladeira?", "asdfgh", "qual a capital da França?", "<b>xyz</b>"])
 def test_a_question_it_cannot_answer_gets_the_menu_with_a_person(demo_bot: BotConfig, text: str) -> None:
     decision = decide(demo_bot, text)
     assert decision.reply == "Sorry, I did not understand."
