@@ -20,7 +20,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from bots import pipeline
+from bots import notices, pipeline
 from bots.turn import Menu
 from conversations import services as conversation_services
 from conversations.models import Conversation, Inbox
@@ -53,10 +53,15 @@ class TrialResult:
     error: str = ""
     # Who owns the conversation after this line: "bot", "queued"...
     status: str = ""
+    # After a handoff, what the queue tells the customer (a person is coming, their position,
+    # or when people are back), as WhatsApp would send it after the commit.
+    notice: str = ""
 
     def as_json(self) -> dict[str, Any]:
-        """What ``bot_try`` prints: text, reply, handoff, reason."""
-        return {"text": self.text, "reply": self.reply, "handoff": self.handoff, "reason": self.reason}
+        """What ``bot_try`` prints: text, reply, handoff, reason. ``reply`` is what the customer
+        reads: the bot's words, or the queue's notice when the bot handed over without any."""
+        reply = self.reply or self.notice
+        return {"text": self.text, "reply": reply, "handoff": self.handoff, "reason": self.reason}
 
 
 class _Rollback(Exception):
@@ -118,4 +123,8 @@ def _one_line(inbox: Inbox, identity: Identity, text: str) -> TrialResult:
         result.outcome = run.outcome
         result.error = run.error
     result.status = Conversation.objects.filter(pk=message.conversation_id).values_list("status", flat=True).first()
+    if result.handoff and result.status == Conversation.Status.QUEUED:
+        # Sent after the commit in production (a receiver of the ownership change): here, now.
+        notice = notices.tell_waiting(message.conversation_id)
+        result.notice = notice.text if notice is not None else ""
     return result

@@ -55,6 +55,7 @@ def test_it_prints_one_answer_a_line_and_stores_and_sends_nothing(
             "reason": "customer_request",
         },
     ]
+    assert "person" in lines[2]["reply"]
     # each line was the first message of a fresh conversation: the second prompt knows nothing of the first
     second = fake_openai.chats()[1]
     assert "Quanto custa o corte?" not in json.dumps(second, ensure_ascii=False)
@@ -69,6 +70,8 @@ def test_it_uses_the_default_inbox_when_none_is_named(inbox: Inbox, settings: An
     lines = bot_try(stdin="quero falar com um atendente\n")
 
     assert [(item["handoff"], item["reason"]) for item in lines] == [(True, "customer_request")]
+    # what the customer reads: the queue's notice (a person is coming)
+    assert "person" in lines[0]["reply"]
     assert nothing_stored()
     assert fake_graph.requests == []
 
