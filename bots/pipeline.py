@@ -294,7 +294,7 @@ def _turn(
             decision.reply = notices.out_of_hours_text(config, opens_next, now)
         return _finish(conversation, token, newest, decision, started, out_of_hours=True)
 
-    _typing(newest)
+    _typing(conversation, newest)
     if config.transcription_model:
         _transcribe(config, pending)
         pending = list(unanswered(conversation.pk, state.handled_through).filter(id__lte=newest.pk))
@@ -330,13 +330,28 @@ def decide(turn: Turn) -> Decision:
             decision = engine.decide(turn)
         except Exception as exc:
             logger.exception("bot: engine failed on conversation %s", turn.conversation_id)
-            decision = Decision(
-                engine=BotRun.Engine.LLM if turn.config.uses_llm else BotRun.Engine.OFFLINE,
-                reply=gettext("Sorry, I could not answer that. A person from our team will help you shortly."),
-                handoff=HandoffRequest(reason=Handoff.Reason.BOT_FAILURE, priority=Handoff.Priority.NORMAL),
-                error=f"{type(exc).__name__}: {exc}"[:1000],
-            )
+            decision = _failed(turn, f"{type(exc).__name__}: {exc}"[:1000])
+        if not (decision.reply.strip() or decision.menu or decision.handoff):
+            # An engine that decided nothing would leave the customer waiting forever.
+            decision = _failed(turn, _join(decision.error, "the engine decided nothing"), usage=decision)
+        if decision.handoff is not None and decision.handoff.reason not in Handoff.Reason.values:
+            decision.handoff.detail = _join(decision.handoff.detail, decision.handoff.reason)[:1000]
+            decision.handoff.reason = Handoff.Reason.MODEL if turn.config.uses_llm else Handoff.Reason.OTHER
         _ensure_audio_answered(turn, decision)
+    return decision
+
+
+def _failed(turn: Turn, error: str, *, usage: Decision | None = None) -> Decision:
+    decision = Decision(
+        engine=BotRun.Engine.LLM if turn.config.uses_llm else BotRun.Engine.OFFLINE,
+        reply=gettext("Sorry, I could not answer that. A person from our team will help you shortly."),
+        handoff=HandoffRequest(reason=Handoff.Reason.BOT_FAILURE, priority=Handoff.Priority.NORMAL),
+        error=error,
+    )
+    if usage is not None:
+        decision.engine, decision.model = usage.engine or decision.engine, usage.model
+        decision.tokens_in, decision.tokens_out, decision.cost = usage.tokens_in, usage.tokens_out, usage.cost
+        decision.llm_ms, decision.knowledge, decision.tool_calls = usage.llm_ms, usage.knowledge, usage.tool_calls
     return decision
 
 
@@ -353,11 +368,12 @@ def _ensure_audio_answered(turn: Turn, decision: Decision) -> None:
         decision.handoff = HandoffRequest(reason=Handoff.Reason.AUDIO, priority=Handoff.Priority.NORMAL)
 
 
-def _typing(latest: Message) -> None:
+def _typing(conversation: Conversation, latest: Message) -> None:
     """WhatsApp's typing indicator while the bot thinks: nice, never needed. WhatsApp shows it
     only with a read receipt, so an inbox that sends none shows no typing either."""
-    if not Inbox.objects.filter(pk=latest.conversation.inbox_id, read_receipts=True).exists():
+    if not Inbox.objects.filter(pk=conversation.inbox_id, read_receipts=True).exists():
         return
+    latest.conversation = conversation
     try:
         outbound.mark_read(latest, typing=True)
     except Exception as exc:

@@ -340,3 +340,22 @@ def test_no_typing_indicator_when_the_inbox_sends_no_read_receipts(
 
     assert [c.json.get("status") for c in fake_graph.calls("messages")] == [None]
     assert [a["body"]["text"]["body"] for a in fake_graph.accepted] == ["Oi!"]
+
+
+def test_a_model_that_says_nothing_does_not_leave_the_customer_waiting(
+    inbox: Inbox, llm_bot: BotConfig, fake_openai: FakeOpenAI, fake_graph: FakeGraph
+) -> None:
+    # given: the model answers with no text and no tool call
+    fake_openai.chat(*[answer("")] * 4)
+
+    # when
+    message = say(inbox, "Quanto custa a progressiva?")
+
+    # then: the customer is answered, and a person gets the conversation if the bot had nothing
+    sent = bot_messages(message.conversation_id)
+    assert sent and sent[0].text.strip()
+    conversation = Conversation.objects.get(pk=message.conversation_id)
+    run = BotRun.objects.get(conversation=conversation)
+    assert run.outcome in ("replied", "handoff")
+    if run.outcome == "handoff":
+        assert conversation.status == Conversation.Status.QUEUED
