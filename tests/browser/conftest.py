@@ -201,13 +201,15 @@ def conversation_of(server: Server, wa_id: str) -> int:
 
 
 def to_queue(server: Server, conversation_id: int) -> None:
-    """The bot's handoff: the conversation waits in the queue (as the admin moves it)."""
+    """The bot's handoff: the conversation waits in the queue. The offline bot answers every
+    customer and may have handed it off already (a cancellation, a request for a person): then
+    its open handoff is only updated, and the conversation stays queued."""
     server.shell(
-        "from django.contrib.auth import get_user_model\n"
         "from handoffs import services\n"
-        f"services.transfer_to_queue({conversation_id}, get_user_model().objects.get(username='admin'), "
-        "reason='Cliente pediu um atendente')\n"
+        f"services.request_handoff({conversation_id}, reason='customer_request', detail='Cliente pediu um atendente')\n"
     )
+    status = query(server, "SELECT status FROM conversations_conversation WHERE id = ?", conversation_id)
+    assert status == [("queued",)], f"conversation #{conversation_id} is {status}, not waiting in the queue"
 
 
 def queued_conversation(server: Server, wa_id: str, name: str, text: str) -> int:

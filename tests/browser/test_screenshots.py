@@ -171,6 +171,8 @@ def _customer_messages(server: Server) -> list[dict]:
 
 
 def _build_conversation(server: Server) -> int:
+    """The customer's first message (the offline bot answers it), then the attendant takes the
+    conversation over (the bot stays quiet from then on), then every other type."""
     start = int(time.time()) - 30 * 60
     for n, message in enumerate(_customer_messages(server)):
         server.post_webhook(
@@ -179,6 +181,13 @@ def _build_conversation(server: Server) -> int:
                 "messages": [{"from": WA_ID, "timestamp": str(start + n * 60), **message}],
             }
         )
+        if n == 0:
+            server.shell(
+                "from django.contrib.auth import get_user_model\n"
+                "from handoffs import services\n"
+                f"services.take_over({conversation_of(server, WA_ID)}, "
+                "get_user_model().objects.get(username='atendente1'))\n"
+            )
     conversation_id = conversation_of(server, WA_ID)
     # Every file downloaded from the stand-in (tasks run inline in the embedded mode).
     wait_for(
@@ -223,11 +232,12 @@ def test_it_takes_the_screenshots_for_the_readme(server: Server, new_page) -> No
     ]
     server.shell(_backdate(waiting))
     conversation_id = _build_conversation(server)
-    server.shell(
-        "from django.contrib.auth import get_user_model\n"
-        "from handoffs import services\n"
-        f"services.take_over({conversation_id}, get_user_model().objects.get(username='atendente1'))\n"
-    )
+    bot_messages = query(
+        server,
+        "SELECT COUNT(*) FROM conversations_message WHERE conversation_id = ? AND sender_kind = 'bot'",
+        conversation_id,
+    )[0][0]
+    assert bot_messages >= 1, "the offline bot answered the first message"
     phone = new_page()
     phone.goto(f"/demo/phone/?wa_id={WA_ID}&name=Helena+Martins")
     console = new_page()
@@ -245,8 +255,9 @@ def test_it_takes_the_screenshots_for_the_readme(server: Server, new_page) -> No
     box.press("Enter")
     reply = console.locator("#timeline .msg--out").filter(has_text="Quarta às 10h está livre")
     expect(reply.locator(".tick--read")).to_have_count(1, timeout=20_000)
-    expect(console.locator("#timeline .msg")).to_have_count(17, timeout=5_000)
-    # top: the ad, text, image; then audio, video, document, sticker, location; then contacts,
+    # the customer's 15 messages, the bot's answer to the first, the attendant's reply
+    expect(console.locator("#timeline .msg")).to_have_count(17 + bot_messages, timeout=5_000)
+    # top: the ad, text, the bot's answer, image; then audio, video, document, sticker, location; then contacts,
     # replies, order, edited, deleted; bottom: unsupported, a quoted reply, the attendant's reply
     console.locator("#timeline").evaluate("(el) => { el.scrollTop = 0; }")
     console.wait_for_timeout(300)
