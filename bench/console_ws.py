@@ -214,6 +214,11 @@ class Stack:
                 time.sleep(0.5)
         time.sleep(3)
 
+    def cpu_s(self, name: str) -> float:
+        """CPU time (user + system, all threads) the process has used so far."""
+        fields = Path(f"/proc/{self.procs[name].pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_kb(self, name: str) -> int:
         status = Path(f"/proc/{self.procs[name].pid}/status").read_text()
         return int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
@@ -378,10 +383,12 @@ async def latency(args: argparse.Namespace, stack: Stack, cookies: list[str], co
             outcome.update(loadgen.run(url, rows, rate, args.duration, 10.0))
 
         thread = threading.Thread(target=drive)
+        cpu_before = stack.cpu_s("daphne")
         thread.start()
         while thread.is_alive():
             await asyncio.sleep(0.2)
         await asyncio.sleep(args.drain)
+        daphne_cpu = stack.cpu_s("daphne") - cpu_before
         start = outcome["start_monotonic"]
         per_conversation = {}
         for n, (_socket, conversation) in enumerate(sockets):
@@ -425,6 +432,8 @@ async def latency(args: argparse.Namespace, stack: Stack, cookies: list[str], co
                 "max_ms": percentile(delays, 100),
                 "mean_ms": round(statistics.fmean(delays) * 1000, 1) if delays else None,
                 "list_frames": other_frames[0],
+                "daphne_cpu_s": round(daphne_cpu, 2),
+                "daphne_cpu_ms_per_message": round(daphne_cpu * 1000 / max(1, outcome["accepted"]), 1),
                 "events": len(to_event),
                 "event_p50_ms": percentile(to_event, 50),
                 "event_p99_ms": percentile(to_event, 99),
@@ -541,7 +550,7 @@ async def idle(args: argparse.Namespace, stack: Stack, cookies: list[str]) -> di
 # --- The report ------------------------------------------------------------------------------------
 
 
-def report(latencies: list[dict], held: dict, args: argparse.Namespace) -> str:
+def report(latencies: list[dict], held: dict | None, args: argparse.Namespace) -> str:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [
         MARK_START,
@@ -556,8 +565,9 @@ def report(latencies: list[dict], held: dict, args: argparse.Namespace) -> str:
         "webhook request's due time. Every socket also gets its list rows and counters (at most once a second).",
         "",
         "| layer | rate (msg/s) | webhooks accepted | deliveries | missing | repeated | p50 (ms) | p95 (ms) | p99 (ms) "
-        "| max (ms) | of which webhook to event p50 / p99 (ms) | event to fragment p50 / p99 (ms) | list frames |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| max (ms) | of which webhook to event p50 / p99 (ms) | event to fragment p50 / p99 (ms) | list frames "
+        "| daphne CPU (s) / per message (ms) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in latencies:
         lines.append(
@@ -565,7 +575,8 @@ def report(latencies: list[dict], held: dict, args: argparse.Namespace) -> str:
             f"| {row['deliveries']}/{row['deliveries_expected']} "
             f"| {row['missing']} | {row['repeated']} | {row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} "
             f"| {row['max_ms']} | {row['event_p50_ms']} / {row['event_p99_ms']} "
-            f"| {row['console_p50_ms']} / {row['console_p99_ms']} | {row['list_frames']} |"
+            f"| {row['console_p50_ms']} / {row['console_p99_ms']} | {row['list_frames']} "
+            f"| {row['daphne_cpu_s']} / {row['daphne_cpu_ms_per_message']} |"
         )
     lines += [
         "",
@@ -575,18 +586,26 @@ def report(latencies: list[dict], held: dict, args: argparse.Namespace) -> str:
         "socket in the group), `pubsub` its `RedisPubSubChannelLayer` (`CHANNEL_LAYER_BACKEND`: one Redis "
         "delivery per process, fanned out to the sockets in memory).",
         "",
-        f"Idle websockets on one daphne process ({held['layer']} layer): {held['opened']} of "
-        f"{held['attempted']} opened "
-        f"({held['refused']} refused) in {held['opened_in_s']} s, {held['open_after_hold']} still open after "
-        f"{held['hold_s']} s idle (daphne's pings answered), a sync answered on {held['sample_answered']} "
-        f"sampled sockets; daphne's resident memory {held['rss_before_mb']} MB before, "
-        f"{held['rss_after_mb']} MB after: about {held['kb_per_socket']} KB per socket. Target: 500 per process.",
+        idle_line(held),
         "",
         "Run it with `.venv/bin/python -m bench.console_ws` (needs PostgreSQL and Redis on localhost; "
         "`--help` for the knobs).",
         MARK_END,
     ]
     return "\n".join(lines) + "\n"
+
+
+def idle_line(held: dict | None) -> str:
+    if held is None:
+        return "Idle websockets: not measured in this run (`--idle 0`)."
+    return (
+        f"Idle websockets on one daphne process ({held['layer']} layer): {held['opened']} of "
+        f"{held['attempted']} opened "
+        f"({held['refused']} refused) in {held['opened_in_s']} s, {held['open_after_hold']} still open after "
+        f"{held['hold_s']} s idle (daphne's pings answered), a sync answered on {held['sample_answered']} "
+        f"sampled sockets; daphne's resident memory {held['rss_before_mb']} MB before, "
+        f"{held['rss_after_mb']} MB after: about {held['kb_per_socket']} KB per socket. Target: 500 per process."
+    )
 
 
 def write_doc(path: Path, section: str) -> None:
@@ -660,10 +679,12 @@ def main() -> None:
             print(f"== (a) latency, {layer} layer", flush=True)
             for row in asyncio.run(latency(args, stack, cookies, conversations)):
                 latencies.append({**row, "layer": layer})
-        print(f"== (b) idle sockets ({args.layers[-1]} layer)", flush=True)
-        held = asyncio.run(idle(args, stack, idle_cookies))
-        held["layer"] = args.layers[-1]
-        print(json.dumps(held), flush=True)
+        held = None
+        if args.idle:
+            print(f"== (b) idle sockets ({args.layers[-1]} layer)", flush=True)
+            held = asyncio.run(idle(args, stack, idle_cookies))
+            held["layer"] = args.layers[-1]
+            print(json.dumps(held), flush=True)
         section = report(latencies, held, args)
         print(section)
         if not args.no_doc:

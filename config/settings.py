@@ -203,9 +203,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            # channels_redis.pubsub.RedisPubSubChannelLayer fans a group's event out inside each
-            # process (one Redis delivery per process, not one per socket): see docs/benchmarks.md.
-            "BACKEND": env_str("CHANNEL_LAYER_BACKEND", "channels_redis.core.RedisChannelLayer"),
+            # Redis pub/sub: an event is one PUBLISH, delivered once to each process subscribed
+            # to its group (the console subscribes once per process and group: console/fanout.py),
+            # with no per-channel lists to pop or expire. Lost events (Redis restarting, a process
+            # not subscribed yet) are what the console's sync repairs, as with the core layer.
+            # channels_redis.core.RedisChannelLayer also works: docs/benchmarks.md compares them.
+            "BACKEND": env_str("CHANNEL_LAYER_BACKEND", "channels_redis.pubsub.RedisPubSubChannelLayer"),
             # socket_timeout above channels-redis's 5 s blocking read: redis-py 8 defaults to 5 s
             # too, and an idle consumer's read then fails and drops its socket (channels_redis#422).
             "CONFIG": {

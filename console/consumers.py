@@ -35,7 +35,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
+import weakref
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,7 +46,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils import timezone
 
-from console import live, presence
+from console import fanout, live, presence
 from conversations import access
 from conversations.events import conversation_group, inbox_group
 from handoffs.services import presence_group, user_group
@@ -64,14 +66,18 @@ TYPING_INTERVAL = 2.0
 # the next sync does not repair; rendering every copy would double the socket's work.
 RECENT_EVENTS = 512
 COPY_SECONDS = 2.0
-# Live renders run in the default thread pool, side by side, each thread with its own
-# database connection (tests set True: one connection, closed with the test database).
+# Live rounds run in the default thread pool, off the thread the syncs use, with a connection of
+# their own (tests set True: one connection, closed with the test database).
 RENDER_THREAD_SENSITIVE = False
-LAYER_EVENTS = {
+# Events that only note what to render (plain methods, no await: see deliver) ...
+NOTED_EVENTS = {
     "conversation.opened": "conversation_opened",
     "conversation.updated": "conversation_updated",
     "message.created": "message_created",
     "message.updated": "message_updated",
+}
+# ... and the ones rendered as they come.
+LAYER_EVENTS = {
     "console.typing": "console_typing",
     "presence.changed": "presence_changed",
 }
@@ -88,6 +94,9 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         self.wake = asyncio.Event()
         self.flusher: asyncio.Task | None = None
         self.last_list_flush = 0.0
+        self.list_timer: asyncio.TimerHandle | None = None
+        self.lists_due = False
+        self.tasks: set[asyncio.Future] = set()
         self.last_typing = 0.0
         self.recent: OrderedDict[tuple, float] = OrderedDict()
         if not await database_sync_to_async(_may_connect)(self.user, self.scope.get("session")):
@@ -103,8 +112,12 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.flusher is not None:
             self.flusher.cancel()
+        if self.list_timer is not None:
+            self.list_timer.cancel()
+        for task in list(self.tasks):
+            task.cancel()
         for group in list(self.joined):
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await self._leave(group)
         self.joined = set()
         # A closed socket is a page navigation as often as a closed tab: presence stays what
         # the user set (console/presence.py explains what supervisors see instead).
@@ -113,10 +126,22 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         # Channels closes stale database connections before every handler, a hop to the
         # database thread per event per socket; the layer's events touch the database only
         # through database_sync_to_async, which does that itself.
-        if message["type"] in LAYER_EVENTS:
+        if message["type"] in NOTED_EVENTS:
+            getattr(self, NOTED_EVENTS[message["type"]])(message)
+        elif message["type"] in LAYER_EVENTS:
             await getattr(self, LAYER_EVENTS[message["type"]])(message)
         else:
             await super().dispatch(message)
+
+    def deliver(self, event: dict) -> None:
+        """An event of an inbox or conversation group, from this process's one subscription to
+        it (``console/fanout.py``): noted at once, or rendered in a task of its own."""
+        if event["type"] in NOTED_EVENTS:
+            getattr(self, NOTED_EVENTS[event["type"]])(event)
+        elif event["type"] in LAYER_EVENTS:
+            task = asyncio.ensure_future(getattr(self, LAYER_EVENTS[event["type"]])(event))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
 
     # --- From the browser ---------------------------------------------------------------------
 
@@ -169,18 +194,27 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
 
     async def _join(self, groups: set[str]) -> None:
         for group in self.joined - groups:
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await self._leave(group)
         for group in groups - self.joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+            if fanout.fanned_out(group):
+                await fanout.fanout_for(self.channel_layer).join(group, self)
+            else:
+                await self.channel_layer.group_add(group, self.channel_name)
         self.joined = set(groups)
+
+    async def _leave(self, group: str) -> None:
+        if fanout.fanned_out(group):
+            await fanout.fanout_for(self.channel_layer).leave(group, self)
+        else:
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     # --- From the channel layer (ids only; rendered after a fresh access check) --------------
 
-    async def conversation_opened(self, event: dict) -> None:
+    def conversation_opened(self, event: dict) -> None:
         self.pending.row(event["conversation_id"])
-        self.wake.set()
+        self._changed()
 
-    async def conversation_updated(self, event: dict) -> None:
+    def conversation_updated(self, event: dict) -> None:
         conversation_id = event["conversation_id"]
         if self._copy((conversation_id, event.get("status"), event.get("assignee_id")), COPY_SECONDS):
             return
@@ -189,9 +223,9 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             self.pending.header(conversation_id)
         if event.get("assignee_id") == self.user.pk:
             self.pending.assign(conversation_id)
-        self.wake.set()
+        self._changed()
 
-    async def message_created(self, event: dict) -> None:
+    def message_created(self, event: dict) -> None:
         conversation_id = event["conversation_id"]
         # A message is created once: a second event for it is its copy from the other group.
         if self._copy(("message", event["message_id"]), None):
@@ -199,12 +233,12 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         self.pending.row(conversation_id, counters=False)
         if conversation_id == self.conversation_id:
             self.pending.message(event["message_id"])
-        self.wake.set()
+        self._changed()
 
-    async def message_updated(self, event: dict) -> None:
+    def message_updated(self, event: dict) -> None:
         if event["conversation_id"] == self.conversation_id:
             self.pending.message(event["message_id"])
-            self.wake.set()
+            self._changed()
 
     async def console_typing(self, event: dict) -> None:
         if event["user_id"] == self.user.pk or event["conversation_id"] != self.conversation_id:
@@ -230,45 +264,106 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
 
     # --- Rendering ----------------------------------------------------------------------------
 
+    def _changed(self) -> None:
+        """An event added work: the open conversation's fragments (and toasts) go now, list
+        rows and counters at the process's next list tick."""
+        if self.pending.has_urgent():
+            self.wake.set()
+        elif self.pending.has_list_work():
+            self._arm_lists()
+
+    def _arm_lists(self) -> None:
+        if self.list_timer is None and not self.lists_due:
+            loop = asyncio.get_running_loop()
+            self.list_timer = loop.call_at(_list_tick(loop.time(), self.last_list_flush), self._lists_ready)
+
+    def _lists_ready(self) -> None:
+        self.list_timer = None
+        self.lists_due = True
+        self.wake.set()
+
     async def _flush_forever(self) -> None:
         """Render what the events asked for: the open conversation's fragments at once (after
         ``MESSAGE_DELAY``, so an event's two copies render once), list rows and counters at
-        most once per ``LIST_INTERVAL``."""
+        most once per ``LIST_INTERVAL``, on ticks every socket of the process shares (so they
+        render in one round: ``_Renderer``). A list-only event costs a socket a set insertion,
+        no wake-up."""
+        loop = asyncio.get_running_loop()
         while True:
             await self.wake.wait()
             self.wake.clear()
             await asyncio.sleep(MESSAGE_DELAY)
-            while self.pending:
-                due_in = self.last_list_flush + LIST_INTERVAL - time.monotonic()
-                lists_due = due_in <= 0
-                if self.pending.has_urgent() or (lists_due and self.pending.has_list_work()):
-                    batch = self.pending.take(lists=lists_due)
-                    if lists_due and batch.has_list_work():
-                        self.last_list_flush = time.monotonic()
-                    await self._send_batch(batch)
-                    continue
-                # Only list work left, not due yet: wait for it, or for something urgent.
-                self.wake.clear()
-                try:
-                    await asyncio.wait_for(self.wake.wait(), due_in)
-                    await asyncio.sleep(MESSAGE_DELAY)
-                except TimeoutError:
-                    pass
+            lists, self.lists_due = self.lists_due, False
+            batch = self.pending.take(lists=lists)
+            if lists:
+                self.last_list_flush = loop.time()
+            if batch:
+                await self._send_batch(batch)
+            # Urgent work that came meanwhile has set the wake; list work waits for its tick.
+            if self.pending.has_list_work():
+                self._arm_lists()
 
     async def _send_batch(self, batch: live.Batch) -> None:
-        try:
-            # Off the shared thread: sockets render side by side (each thread keeps its own
-            # database connection), instead of queueing behind each other.
-            html = await database_sync_to_async(live.render_batch, thread_sensitive=RENDER_THREAD_SENSITIVE)(
-                self.request, self.conversation_id, batch
-            )
-        except Exception:
-            # One fragment that fails to render must not end the console's socket; the next
-            # sync sends it again.
-            logger.exception("could not render live fragments for user %s", self.user.pk)
-            return
+        html = await _renderer().render(self.request, self.conversation_id, batch)
         if html:
             await self.send(text_data=html)
+
+
+class _Renderer:
+    """Renders the batches of every socket of this process (of this event loop) together: an
+    event reaches all the consoles of its inbox at once, and each wakes up wanting the same
+    rows and messages. Batches queue here while a round runs; the next round takes them all,
+    in one trip to a database thread: one access answer for every socket
+    (``access.who_may_see``), each fragment rendered once (``live.render_batches``)."""
+
+    def __init__(self) -> None:
+        self.queue: list[tuple[Any, int | None, live.Batch, asyncio.Future]] = []
+        self.task: asyncio.Task | None = None
+
+    async def render(self, request: Any, open_id: int | None, batch: live.Batch) -> str:
+        future = asyncio.get_running_loop().create_future()
+        self.queue.append((request, open_id, batch, future))
+        if self.task is None or self.task.done():
+            self.task = asyncio.ensure_future(self._rounds())
+        return await future
+
+    async def _rounds(self) -> None:
+        deferred = False
+        while self.queue:
+            # The other sockets woken by the same event join this round.
+            await asyncio.sleep(0)
+            items, self.queue = self.queue, []
+            urgent = [item for item in items if item[2].has_urgent()]
+            if urgent and len(urgent) < len(items) and not deferred:
+                # A message goes before a tick's list rows (never twice in a row: lists wait
+                # one round at most).
+                self.queue = [item for item in items if not item[2].has_urgent()] + self.queue
+                items, deferred = urgent, True
+            else:
+                deferred = False
+            try:
+                # Off the shared thread: a round does not wait behind a socket's sync.
+                results = await database_sync_to_async(live.render_batches, thread_sensitive=RENDER_THREAD_SENSITIVE)(
+                    [(request, open_id, batch) for request, open_id, batch, _future in items]
+                )
+            except Exception:
+                # The sockets stay open; the next sync sends what this round could not.
+                logger.exception("could not render a round of live fragments")
+                results = [""] * len(items)
+            for (_request, _open_id, _batch, future), html in zip(items, results, strict=True):
+                if not future.done():  # a socket closed meanwhile
+                    future.set_result(html)
+
+
+_renderers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Renderer] = weakref.WeakKeyDictionary()
+
+
+def _renderer() -> _Renderer:
+    loop = asyncio.get_running_loop()
+    found = _renderers.get(loop)
+    if found is None:
+        found = _renderers[loop] = _Renderer()
+    return found
 
 
 # --- Sync helpers (database) ---------------------------------------------------------------------
@@ -299,6 +394,15 @@ def _groups_for(user: Any, conversation_id: int | None = None) -> tuple[set[str]
         groups.add(conversation_group(conversation_id))
         return groups, conversation_id
     return groups, None
+
+
+def _list_tick(now: float, last_flush: float) -> float:
+    """The next list tick (event-loop time) at least ``LIST_INTERVAL`` after this socket's
+    last list flush: a multiple of ``LIST_INTERVAL``, the same for every socket."""
+    earliest = max(now, last_flush + LIST_INTERVAL)
+    if LIST_INTERVAL <= 0:
+        return earliest
+    return math.ceil(earliest / LIST_INTERVAL) * LIST_INTERVAL
 
 
 def _int(value: Any) -> int | None:

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import URLPattern, path
@@ -141,6 +141,10 @@ def counters_context(user: Any, *, supervisor: bool | None = None) -> dict[str, 
             user,
             Q(inbox_id__in=access.supervised_inbox_ids(user)) | Q(status__in=access.UNOWNED) | Q(assignee=user),
         )
+    return _counters(counts, supervisor)
+
+
+def _counters(counts: dict[str, int], supervisor: bool) -> dict[str, Any]:
     return {
         "counters": [
             {"view": key, "label": label, "count": counts["open" if key == "all" else key]}
@@ -148,6 +152,38 @@ def counters_context(user: Any, *, supervisor: bool | None = None) -> dict[str, 
             if key != "all" or supervisor
         ],
     }
+
+
+def live_tallies(inbox_ids: Any = None) -> list[tuple[int, str, int | None, int]]:
+    """The open conversations of these inboxes (all with None) counted by inbox, status and
+    assignee: one aggregate from the partial index, from which ``counters_from_tallies``
+    answers ``counters_context`` for any number of users (the live console's sockets)."""
+    rows = Conversation.objects.select_related(None).live()
+    if inbox_ids is not None:
+        rows = rows.filter(inbox_id__in=inbox_ids)
+    return list(rows.values_list("inbox_id", "status", "assignee_id").annotate(n=Count("status")).order_by())
+
+
+def counters_from_tallies(
+    tallies: list[tuple[int, str, int | None, int]], user_id: int, *, admin: bool, roles: dict[int, str]
+) -> dict[str, Any]:
+    """``counters_context`` for one user from ``live_tallies`` and the user's memberships
+    (inbox -> role): the same rule, read in Python (tests/console/test_live_access.py)."""
+    Status = Conversation.Status
+    counts = {"queue": 0, "bot": 0, "mine": 0, "open": 0}
+    for inbox_id, status, assignee_id, n in tallies:
+        role = roles.get(inbox_id)
+        if not admin and role is None:
+            continue
+        if status == Status.QUEUED:
+            counts["queue"] += n
+        elif status == Status.BOT:
+            counts["bot"] += n
+        elif status == Status.ASSIGNED and assignee_id == user_id:
+            counts["mine"] += n
+        if admin or role == access.Role.SUPERVISOR or status in access.UNOWNED or assignee_id == user_id:
+            counts["open"] += n
+    return _counters(counts, admin or access.Role.SUPERVISOR in roles.values())
 
 
 def _options(user: Any, supervisor: bool) -> dict[str, Any]:

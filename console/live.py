@@ -19,6 +19,7 @@ see after an ownership change is removed by id (``#gone``: ids only, no customer
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,23 +28,26 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import EmptyResultSet
-from django.db import connection
-from django.db.models import OuterRef, Subquery
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.utils import timezone, translation
 from django_htmx.middleware import HtmxDetails
 
+from console.templatetags.console_tags import attach_open_handoffs
 from conversations import access
 from conversations.models import Conversation, Message
 from handoffs.models import Attendant, OwnershipChange
+
+logger = logging.getLogger(__name__)
 
 LIVE = "console/live.html"
 CONVERSATION = "console/conversation.html"
 LIST = "console/list.html"
 TIMELINE_SELECTOR = "#timeline-messages"
+# What the message partial reads besides the message (a query per message otherwise).
+MESSAGE_JOINS = ("sender", "reply_to", "reply_to__sender")
 
 # A sync re-sends what changed this long before its cursor: a transaction that wrote a row
 # before the cursor was taken and committed after it is still caught. Repeats are harmless.
@@ -126,6 +130,9 @@ class Batch:
     def has_list_work(self) -> bool:
         return bool(self.rows or self.counters)
 
+    def has_urgent(self) -> bool:
+        return bool(self.messages or self.headers or self.assigned)
+
     def __bool__(self) -> bool:
         return bool(self.messages or self.headers or self.assigned or self.rows or self.counters)
 
@@ -154,9 +161,6 @@ class Pending(Batch):
         self.messages.clear()
         self.headers.clear()
 
-    def has_urgent(self) -> bool:
-        return bool(self.messages or self.headers or self.assigned)
-
     def take(self, *, lists: bool) -> Batch:
         batch = Batch(messages=self.messages, headers=self.headers, assigned=self.assigned)
         self.messages, self.headers, self.assigned = set(), set(), set()
@@ -167,92 +171,6 @@ class Pending(Batch):
 
 
 # --- Fragments --------------------------------------------------------------------------------------
-
-
-class SocketAccess:
-    """This socket's access rule (``conversations.access``), compiled to SQL once and run fresh
-    for every event: the ORM spent ~10 ms building each query on a busy 2-core machine, the
-    database under 1 ms answering it, and every event reaches every socket of the inbox. The
-    rule is the access module's own queryset, so it cannot drift from it; it is compiled
-    again at every sync (``refresh``), which picks up what the compiled shape bakes in (an
-    admin flag, a deactivated account). Membership, status and assignee are read by the
-    query itself, each time."""
-
-    def __init__(self, user: Any, session_key: str | None = None) -> None:
-        self.user = user
-        # Logging out deletes the session's row: every statement below also asks that it is
-        # still there, so a console logged out elsewhere gets nothing more from the next event
-        # on (the sync then closes the socket after the full check, which also covers an idle
-        # timeout, a password change and a pending second factor).
-        self.session_key = session_key if settings.SESSION_ENGINE in DB_SESSIONS else None
-        self.refresh()
-
-    def _session(self) -> tuple[str, list]:
-        if self.session_key is None:
-            return "", []
-        clause = " AND EXISTS (SELECT 1 FROM django_session s WHERE s.session_key = %s AND s.expire_date > %s)"
-        return clause, [self.session_key, timezone.now()]
-
-    def refresh(self) -> None:
-        self.visible_sql = _compile(access.conversations_for(self.user).values("pk"))
-        self.writable_sql = _compile(access.writable_conversations_for(self.user).values("pk"))
-
-    def visible_rows(self, pks: Any) -> dict[int, Any]:
-        """The conversations among ``pks`` this user may see, with their ``updated``: one
-        statement."""
-        pks = [int(pk) for pk in pks]
-        if self.visible_sql is None or not pks:
-            return {}
-        sql, params = self.visible_sql
-        marks = ", ".join(["%s"] * len(pks))
-        alive, alive_params = self._session()
-        statement = (
-            "SELECT c.id, c.updated FROM conversations_conversation c "  # noqa: S608 -- placeholders
-            f"WHERE c.id IN ({marks}) AND c.id IN ({sql}){alive}"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(statement, [*pks, *params, *alive_params])
-            return dict(cursor.fetchall())
-
-    def visible_messages(self, conversation_id: int, pks: Any) -> tuple[dict[int, Any], bool]:
-        """The messages among ``pks`` of this conversation, if this user may see it, with their
-        ``updated``, and whether they may act on it: one statement."""
-        pks = [int(pk) for pk in pks]
-        if self.visible_sql is None or not pks:
-            return {}, False
-        sql, params = self.visible_sql
-        if self.writable_sql is None:
-            writable, writable_params = "FALSE", ()
-        else:
-            writable, writable_params = f"m.conversation_id IN ({self.writable_sql[0]})", self.writable_sql[1]
-        marks = ", ".join(["%s"] * len(pks))
-        alive, alive_params = self._session()
-        statement = (
-            f"SELECT m.id, m.updated, {writable} FROM conversations_message m "  # noqa: S608 -- placeholders
-            f"WHERE m.id IN ({marks}) AND m.conversation_id = %s AND m.conversation_id IN ({sql}){alive}"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(statement, [*writable_params, *pks, conversation_id, *params, *alive_params])
-            rows = cursor.fetchall()
-        return {row[0]: row[1] for row in rows}, bool(rows and rows[0][2])
-
-
-def _compile(queryset: Any) -> tuple[str, tuple] | None:
-    try:
-        sql, params = queryset.query.sql_with_params()
-    except EmptyResultSet:
-        return None  # nothing at all (an inactive user)
-    return sql, tuple(params)
-
-
-def socket_access(request: HttpRequest, *, refresh: bool = False) -> SocketAccess:
-    found = getattr(request, "live_access", None)
-    if found is None:
-        session = getattr(request, "session", None)
-        found = request.live_access = SocketAccess(request.user, getattr(session, "session_key", None))
-    elif refresh:
-        found.refresh()
-    return found
 
 
 class _Shared:
@@ -293,17 +211,15 @@ SHARED_MAX = 4000
 # The message partial's forms carry {% csrf_token %}, which is per browser: the shared copy is
 # rendered with this stand-in and each socket puts its own token in (never another user's).
 CSRF_STAND_IN = "live0csrf0stand0in0token"
+CSRF_MASK_SECONDS = 60.0
 
 
 def _messages(
     request: HttpRequest,
     conversation: Conversation,
-    rows: Any,
-    versions: dict[int, Any] | None = None,
+    rows: QuerySet[Message] | list[Message],
     can_act: bool | None = None,
 ) -> list[str]:
-    from django.middleware.csrf import get_token
-
     from console.timeline import ACTION_TYPES
 
     out = []
@@ -311,9 +227,11 @@ def _messages(
         can_act = access.can_act(request.user, conversation)
     language = translation.get_language()
     token = None
-    for message in rows.exclude(type__in=ACTION_TYPES, action_pending=False).select_related(
-        "sender", "reply_to", "reply_to__sender"
-    ):
+    if isinstance(rows, QuerySet):
+        rows = rows.select_related(*MESSAGE_JOINS)
+    # Applied reactions and edits show on their message, not on their own.
+    rows = [message for message in rows if message.type not in ACTION_TYPES or message.action_pending]
+    for message in rows:
         # Saves a query per message for the sender's name and the reply quotes.
         message.conversation = conversation
         if message.reply_to is not None:
@@ -328,16 +246,27 @@ def _messages(
                 request,
             )
 
-        # The version as _updated() read it when given (the raw driver's type), so the lookup
-        # in _shared_messages finds what is stored here.
-        version = versions.get(message.pk, message.updated) if versions else message.updated
-        key = ("message", message.pk, version, language, can_act)
+        key = ("message", message.pk, message.updated, language, can_act)
         html = _shared.get(key, make)
         if CSRF_STAND_IN in html:
-            token = token or get_token(request)
+            token = token or _csrf_token(request)
             html = html.replace(CSRF_STAND_IN, token)
         out.append(html)
     return out
+
+
+def _csrf_token(request: HttpRequest) -> str:
+    """The socket's CSRF token for the forms of the fragments, masked afresh at most every
+    ``CSRF_MASK_SECONDS``: ``get_token`` masks it at every call with 32 system-random
+    characters, which cost more than rendering the shared fragment for every socket."""
+    from django.middleware.csrf import get_token
+
+    now = time.monotonic()
+    token, until = getattr(request, "live_csrf_token", (None, 0.0))
+    if token is None or now >= until:
+        token = get_token(request)
+        request.live_csrf_token = (token, now + CSRF_MASK_SECONDS)
+    return token
 
 
 def _header(request: HttpRequest, conversation: Conversation) -> str:
@@ -355,21 +284,19 @@ def _header(request: HttpRequest, conversation: Conversation) -> str:
     return _render(f"{CONVERSATION}#header", context, request)
 
 
-def _rows_of(user: Any, pks: Any) -> dict[int, Conversation]:
-    """The conversations among ``pks`` this user may see now, as the list shows them (the
-    same preview and labels as ``console/lists.py``)."""
-    last = (
-        Message.objects.filter(conversation_id=OuterRef("pk"))
-        .exclude(direction=Message.Direction.INTERNAL)
-        .order_by("-wa_timestamp", "-id")
-    )
-    rows = (
-        access.conversations_for(user)
-        .filter(pk__in=pks)
-        .annotate(preview=Subquery(last.values("text")[:1]), preview_type=Subquery(last.values("type")[:1]))
-        .prefetch_related("labels")
-    )
+def _list_rows(pks: Any) -> dict[int, Conversation]:
+    """These conversations as the list shows them (``console.lists.load_rows``: preview,
+    labels; and their open handoffs, in one query as the list page does)."""
+    from console.lists import load_rows
+
+    rows = load_rows(list(pks))
+    attach_open_handoffs(rows)
     return {conversation.pk: conversation for conversation in rows}
+
+
+def _rows_of(user: Any, pks: Any) -> dict[int, Conversation]:
+    """The conversations among ``pks`` this user may see now, as the list shows them."""
+    return _list_rows(access.conversations_for(user).filter(pk__in=pks).values_list("pk", flat=True))
 
 
 def _render_row(request: HttpRequest, conversation: Conversation) -> str:
@@ -426,30 +353,141 @@ def _latest_changes(conversation_ids: list[int], since: datetime) -> list[Owners
     return list(latest.values())
 
 
+def _session_key(request: HttpRequest) -> str | None:
+    return getattr(getattr(request, "session", None), "session_key", None)
+
+
+def _alive(requests: list[HttpRequest]) -> set[int]:
+    """These sockets (``id`` of their request) whose user is logged in and whose session is
+    still there: one query for all. Logging out deletes the session's row, so a console logged
+    out elsewhere gets nothing more from the next event on (the sync then closes the socket
+    after the full check, which also covers an idle timeout, a password change and a pending
+    second factor)."""
+    logged_in = [request for request in requests if getattr(request.user, "is_authenticated", False)]
+    if settings.SESSION_ENGINE not in DB_SESSIONS:
+        return {id(request) for request in logged_in}
+    from django.contrib.sessions.models import Session
+
+    keys = {_session_key(request) for request in logged_in} - {None}
+    living = set(
+        Session.objects.filter(session_key__in=keys, expire_date__gt=timezone.now()).values_list("pk", flat=True)
+    )
+    return {id(request) for request in logged_in if _session_key(request) in living}
+
+
+class _Round:
+    """The data a round of renders shares: read once for every socket of the process."""
+
+    def __init__(self, items: list[tuple[HttpRequest, int | None, Batch]]) -> None:
+        wanted: set[int] = set()
+        message_ids: set[int] = set()
+        opened: set[int] = set()
+        for _request, open_id, batch in items:
+            wanted |= batch.rows | batch.assigned
+            if open_id is not None and (batch.messages or open_id in batch.headers):
+                opened.add(open_id)
+                message_ids |= batch.messages
+        wanted |= opened
+        requests = [request for request, _open_id, _batch in items]
+        self.sockets_alive = _alive(requests) if wanted else set()
+        users = {request.user.pk for request in requests if id(request) in self.sockets_alive}
+        # The open conversations, as their fragments need them (and the access rule reads).
+        self.conversations: dict[int, Conversation] = {}
+        if opened and users:
+            self.conversations = Conversation.objects.select_related("inbox", "customer", "assignee").in_bulk(opened)
+        # One fresh answer for every (user, conversation) of the round.
+        self.audience = access.who_may_see(users, wanted, loaded=self.conversations.values())
+        self.messages: dict[int, Message] = {}
+        if message_ids and users:
+            self.messages = Message.objects.select_related(*MESSAGE_JOINS).in_bulk(message_ids)
+        self.rows: dict[int, Conversation] = {}
+        self.tallies: list | None = None
+
+    def may_see(self, request: HttpRequest, conversation_id: int) -> bool:
+        return id(request) in self.sockets_alive and (request.user.pk, conversation_id) in self.audience.allowed
+
+    def may_act(self, request: HttpRequest, conversation_id: int) -> bool:
+        return bool(self.audience.allowed.get((request.user.pk, conversation_id)))
+
+    def counters(self, request: HttpRequest) -> str:
+        """The counters partial for this socket's user, from one aggregate per round for all
+        the round's users (``console.lists.live_tallies``), not one per socket."""
+        from console.lists import counters_from_tallies, live_tallies
+
+        if self.tallies is None:
+            audience = self.audience
+            inboxes = None if audience.admins else {pk for roles in audience.roles.values() for pk in roles}
+            self.tallies = live_tallies(inboxes)
+        user_id = request.user.pk
+        context = counters_from_tallies(
+            self.tallies,
+            user_id,
+            admin=user_id in self.audience.admins,
+            roles=self.audience.roles.get(user_id, {}),
+        )
+        return _render(f"{LIST}#counters", context, request)
+
+    def list_rows(self, pks: list[int]) -> dict[int, Conversation]:
+        missing = [pk for pk in pks if pk not in self.rows]
+        if missing:
+            self.rows.update(_list_rows(missing))
+        return {pk: self.rows[pk] for pk in pks if pk in self.rows}
+
+
+def render_batches(items: list[tuple[HttpRequest, int | None, Batch]]) -> list[str]:
+    """The fragments for the live events of every socket of this process that has some: one
+    access answer for all of them (``access.who_may_see``, fresh from the database), each
+    fragment rendered once and shared (``_Shared``), then each socket's own part (its CSRF
+    token, its counters, its header). One socket's failure leaves the others' output alone."""
+    round_ = _Round(items)
+    # Every row some socket will show and no socket has rendered yet: one fetch for all.
+    unrendered = set()
+    for request, _open_id, batch in items:
+        with translation.override(request.LANGUAGE_CODE):
+            language = translation.get_language()
+        unrendered |= {
+            pk
+            for pk in batch.rows
+            if round_.may_see(request, pk) and not _shared.has(("row", pk, round_.audience.updated[pk], language))
+        }
+    if unrendered:
+        round_.list_rows(sorted(unrendered))
+    out = []
+    for request, open_id, batch in items:
+        try:
+            out.append(_render_one(round_, request, open_id, batch))
+        except Exception:
+            # One fragment that fails to render must not end the console's socket; the next
+            # sync sends it again.
+            logger.exception("could not render live fragments for user %s", request.user.pk)
+            out.append("")
+    return out
+
+
 def render_batch(request: HttpRequest, open_id: int | None, batch: Batch) -> str:
-    """The fragments for a batch of live events, checked against what this user may see now
-    (a fresh access query, compiled once: ``SocketAccess``), rendered once per process and
-    shared (``_Shared``)."""
+    """One socket's batch (``render_batches`` of one)."""
+    return render_batches([(request, open_id, batch)])[0]
+
+
+def _render_one(round_: _Round, request: HttpRequest, open_id: int | None, batch: Batch) -> str:
     with translation.override(request.LANGUAGE_CODE):
-        user = request.user
         language = translation.get_language()
-        rules = socket_access(request)
         out: list[str] = []
-        if open_id is not None and batch.messages:
-            out += _shared_messages(request, rules, open_id, batch.messages, language)
-        header = open_id is not None and open_id in batch.headers
-        versions = rules.visible_rows(set(batch.rows) | set(batch.assigned) | ({open_id} if header else set()))
-        if header and open_id in versions:
-            opened = access.conversations_for(user).filter(pk=open_id).first()
+        if open_id is not None and batch.messages and round_.may_see(request, open_id):
+            out += _shared_messages(round_, request, open_id, batch.messages, language)
+        if open_id is not None and open_id in batch.headers and round_.may_see(request, open_id):
+            opened = round_.conversations.get(open_id)
             if opened is not None:
                 out.append(_header(request, opened))
-        if batch.assigned & versions.keys():
-            out += _toasts(request, _rows_of(user, batch.assigned & versions.keys()), batch.assigned)
-        shown_rows = sorted(pk for pk in batch.rows if pk in versions)
+        assigned = {pk for pk in batch.assigned if round_.may_see(request, pk)}
+        if assigned:
+            out += _toasts(request, round_.list_rows(sorted(assigned)), assigned)
+        versions = round_.audience.updated
+        shown_rows = sorted(pk for pk in batch.rows if round_.may_see(request, pk))
         missing = [pk for pk in shown_rows if not _shared.has(("row", pk, versions[pk], language))]
-        fetched = _rows_of(user, missing) if missing else {}
+        fetched = round_.list_rows(missing) if missing else {}
         for pk in sorted(batch.rows):
-            if pk in versions:
+            if pk in shown_rows:
                 key = ("row", pk, versions[pk], language)
                 if pk in fetched or _shared.has(key):
                     out.append(_shared.get(key, lambda pk=pk: _render_row(request, fetched[pk])))
@@ -457,28 +495,24 @@ def render_batch(request: HttpRequest, open_id: int | None, batch: Batch) -> str
                 out.append(_gone(pk, request))
         # Counters only move with a conversation this user sees (or just stopped seeing):
         # an event about someone else's conversation sends nothing at all.
-        if batch.counters and (shown_rows or batch.gone & set(batch.rows)):
-            out.append(_counters(request))
+        if batch.counters and (shown_rows or batch.gone & set(batch.rows)) and id(request) in round_.sockets_alive:
+            out.append(round_.counters(request))
         return "".join(out)
 
 
 def _shared_messages(
-    request: HttpRequest, rules: SocketAccess, open_id: int, message_ids: set[int], language: str
+    round_: _Round, request: HttpRequest, open_id: int, message_ids: set[int], language: str
 ) -> list[str]:
-    versions, can_act = rules.visible_messages(open_id, message_ids)
-    keys = {pk: ("message", pk, version, language, can_act) for pk, version in versions.items()}
+    can_act = round_.may_act(request, open_id)
+    mine = [round_.messages[pk] for pk in message_ids if pk in round_.messages]
+    mine = [message for message in mine if message.conversation_id == open_id]
+    keys = {message.pk: ("message", message.pk, message.updated, language, can_act) for message in mine}
     if any(not _shared.has(key) for key in keys.values()):
-        conversation = access.conversations_for(request.user).filter(pk=open_id).first()
+        conversation = round_.conversations.get(open_id)
         if conversation is None:
             return []
         # Renders (and shares) the ones not rendered yet; the others come from the copy.
-        _messages(
-            request,
-            conversation,
-            Message.objects.filter(conversation=conversation, pk__in=list(keys)),
-            versions,
-            can_act,
-        )
+        _messages(request, conversation, [m for m in mine if not _shared.has(keys[m.pk])], can_act=can_act)
     token = None
     out = []
     for pk in sorted(keys):
@@ -486,9 +520,7 @@ def _shared_messages(
         if html is None:
             continue  # an applied reaction or edit: shown on its message, not on its own
         if CSRF_STAND_IN in html:
-            from django.middleware.csrf import get_token
-
-            token = token or get_token(request)
+            token = token or _csrf_token(request)
             html = html.replace(CSRF_STAND_IN, token)
         out.append(html)
     return out
@@ -499,7 +531,6 @@ def render_sync(request: HttpRequest, open_id: int | None, *, after: int, since:
     or changed since ``since`` (less ``OVERLAP``), its header, the rows of conversations changed
     since, and the counters; first, the cursor for the next sync."""
     now = timezone.now()
-    socket_access(request, refresh=True)
     with translation.override(request.LANGUAGE_CODE):
         user = request.user
         start = (since - OVERLAP) if since is not None else (now - FIRST_LOOK_BACK)

@@ -27,6 +27,8 @@ supervisor only the rows of the inboxes they supervise (``supervised_inbox_ids``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -149,6 +151,81 @@ def can_act(user: Any, conversation: Conversation) -> bool:
     if role == Role.SUPERVISOR:
         return True
     return conversation.status in UNOWNED or conversation.assignee_id == user.pk
+
+
+@dataclass
+class Audience:
+    """Who among some users may see which of some conversations (``who_may_see``)."""
+
+    # Conversation id -> its ``updated`` (the conversations that exist).
+    updated: dict[int, Any] = field(default_factory=dict)
+    # (user id, conversation id) -> may act on it; absent: may not see it.
+    allowed: dict[tuple[int, int], bool] = field(default_factory=dict)
+    # The active superusers among the users, and the others' memberships (inbox -> role).
+    admins: set[int] = field(default_factory=set)
+    roles: dict[int, dict[int, str]] = field(default_factory=dict)
+
+
+def who_may_see(
+    user_ids: Iterable[int], conversation_ids: Iterable[int], *, loaded: Iterable[Conversation] = ()
+) -> Audience:
+    """``conversations_for`` and ``can_act`` for many users and conversations at once, read
+    fresh from the database in at most three small queries (the users with their memberships,
+    the conversations not ``loaded`` by the caller just before, and the customers' open
+    conversations when a closed one's history is in question) and decided here by the same
+    rules. The live console asks this once per round for every socket of its process instead
+    of once per socket (tests/console/test_live_access.py walks every role, status and
+    history case against ``conversations_for``)."""
+    from django.contrib.auth import get_user_model
+
+    audience = Audience()
+    user_ids, conversation_ids = set(user_ids), set(conversation_ids)
+    if not user_ids:
+        return audience
+    rows = [
+        (c.pk, c.inbox_id, c.status, c.assignee_id, c.customer_id, c.updated)
+        for c in loaded
+        if c.pk in conversation_ids
+    ]
+    unread = conversation_ids - {row[0] for row in rows}
+    if unread:
+        rows += Conversation.objects.filter(pk__in=unread).values_list(
+            "pk", "inbox_id", "status", "assignee_id", "customer_id", "updated"
+        )
+    audience.updated = {row[0]: row[5] for row in rows}
+    admins, roles = audience.admins, audience.roles
+    for user_id, superuser, inbox_id, role in (
+        get_user_model()
+        .objects.filter(pk__in=user_ids, is_active=True)
+        .values_list("pk", "is_superuser", "memberships__inbox_id", "memberships__role")
+    ):
+        if superuser:
+            admins.add(user_id)
+        elif inbox_id is not None:
+            roles.setdefault(user_id, {})[inbox_id] = role
+    # The closed history an attendant may read: the customer is theirs to serve right now.
+    history = {row[4] for row in rows if row[2] == Status.CLOSED}
+    serving: dict[int, list[tuple[int, str, Any]]] = {}
+    if history and roles:
+        for customer_id, inbox_id, status, assignee_id in Conversation.objects.filter(
+            customer_id__in=history, status__in=[*UNOWNED, Status.ASSIGNED]
+        ).values_list("customer_id", "inbox_id", "status", "assignee_id"):
+            serving.setdefault(customer_id, []).append((inbox_id, status, assignee_id))
+    for pk, inbox_id, status, assignee_id, customer_id, _updated in rows:
+        for user_id in admins:
+            audience.allowed[(user_id, pk)] = True
+        for user_id, inboxes in roles.items():
+            role = inboxes.get(inbox_id)
+            if role is None:
+                continue
+            if role == Role.SUPERVISOR or status in UNOWNED or assignee_id == user_id:
+                audience.allowed[(user_id, pk)] = True
+            elif status == Status.CLOSED and any(
+                inbox in inboxes and (state in UNOWNED or (state == Status.ASSIGNED and assignee == user_id))
+                for inbox, state, assignee in serving.get(customer_id, ())
+            ):
+                audience.allowed[(user_id, pk)] = False
+    return audience
 
 
 def get_conversation_for_user(user: Any, pk: Any, *, write: bool = False) -> Conversation:
