@@ -450,7 +450,10 @@ REQUEST_PATTERNS = [
         r"alguem\s(?:(?:pode|poderia|consegue|podia|pra|que pode|que possa|que consiga)\s)?(?:me\s)?"
         r"(?:ajuda|ajude|ajudar|atende|atenda|atender|responde|responda|responder|fala|falar|conversar)"
     ),
-    _rx(r"(?:anyone|anybody|someone|somebody)\s(?:there|here|real|help|please|alive|available)"),
+    _rx(
+        r"(?:anyone|anybody|someone|somebody)\s(?:there|here|real|help|please|alive|available)|"
+        r"(?:anyone|anybody|someone|somebody)\s(?:i|we)\s(?:can|could)\s(?:talk|speak|chat)"
+    ),
     _rx(
         r"(?:me|pode me|poderia me|podem me)\s(?:liga|ligar|ligue|ligam|telefona|telefonar|retorna|retornar)|"
         r"(?:liga|ligar|ligue|telefona)\s(?:pra|pro)\s(?:mim|meu)|call me"
@@ -499,6 +502,28 @@ ALONE_FILLERS = _words(
 GREETINGS = _words("oi oie ola ei alo opa hey hi hello bom boa dia tarde noite tudo bem e ai")
 
 
+# "Posso falar com a Juliana?": a person of the business, by name (read on the text as typed,
+# where a name has its capital letter).
+NAMED_PERSON = re.compile(
+    r"\b(?:posso|quero|queria|gostaria de|preciso|d[aá] pra|tem como|consigo|poderia)\s+(?:falar|conversar)\s+"
+    r"(?:com|c/)\s+(?:(?:a|o)\s+)?(?:(?:dra?|doutora?)\.?\s+)?([A-ZÀ-Ý][a-zà-ÿ]{2,})",
+    re.IGNORECASE,
+)
+NOT_NAMES = _words("voce voces vc vcs meu minha seu sua alguem ninguem ele ela eles elas senhor senhora")
+
+
+def _named_person(reading: Reading) -> str:
+    for match in NAMED_PERSON.finditer(reading.raw):
+        name = match.group(1)
+        if not name[0].isupper() or fold(name) in NOT_NAMES:
+            continue
+        before = tokens(fold(reading.raw[: match.start()]))[-3:]
+        if set(before) & NEGATORS:
+            continue
+        return fold(match.group(0))
+    return ""
+
+
 def _alone_request(reading: Reading) -> str:
     words = reading.words
     if not words or len(words) > 8:
@@ -543,7 +568,10 @@ COMPLAINT_PATTERNS = [
         r"entrar na justica)|processo judicial|pequenas causas|na justica|denuncia"
     ),
     _rx(
-        r"falta de (?:respeito|educacao|profissionalismo|consideracao)|mal (?:educado|educada|atendido|atendida)|"
+        r"falta de (?:respeito|educacao|profissionalismo|consideracao)|"
+        r"(?:tao |muito |super |pessimamente )?mal (?:educado|educada|atendido|atendida|tratado|tratada)|"
+        r"(?:foi|foram|e|sao|muito|super)\s(?:muito\s)?(?:grosso|grossa|grossos|grosseir[oa]s?|arrogantes?|rude)|"
+        r"grosseria|"
         r"pior (?:atendimento|servico|lugar|empresa|salao|clinica)|nunca mais (?:volto|piso|compro|venho)|"
         r"nao (?:volto|venho|compro) (?:mais|nunca)|nao recomendo|nao gostei|nao gostou|nao fiquei satisfeit[oa]|"
         r"(?:ficou|ficaram|esta|estou) (?:horrivel|pessimo|pessima|uma merda|um lixo|torto|torta|manchad[oa])|"
@@ -564,6 +592,46 @@ COMPLAINT_PATTERNS = [
         r"nervos[oa]|revoltad[oa])"
     ),
 ]
+COMPLAINT_PATTERNS += [
+    # Left waiting.
+    _rx(
+        r"esperando\s(?:uma\s|a\s|o\s|um\s)?(?:resposta|retorno|ha|faz|desde|ate agora|muito|demais)|"
+        r"ninguem\s(?:me\s)?(?:respondeu|retornou|atendeu|deu retorno)|ate agora (?:nada|nenhuma resposta|ninguem)|"
+        r"(?:demora|demoram|demorando|demorou|demoraram)\s(?:muito|demais|tanto|uma eternidade)|"
+        r"sem (?:resposta|retorno) (?:ate agora|ha|desde)|"
+        r"ja mandei (?:\d+|varias|duas|tres|um monte de) (?:mensagens|mensagem|msgs)|"
+        r"nunca (?:fui|fomos|me senti) (?:tao|muito) (?:mal|desrespeitad[oa]|humilhad[oa])|nunca vi tanto descaso"
+    ),
+    # An order gone wrong.
+    _rx(
+        r"(?:pedido|encomenda|produto|entrega|compra|mercadoria)\s(?:\S+\s){0,2}"
+        r"(?:nao chegou|nao veio|nao foi entregue|veio errad[oa]|veio quebrad[oa]|veio com defeito|"
+        r"chegou quebrad[oa]|chegou errad[oa]|com defeito|chegou aberto|extraviad[oa])"
+    ),
+    # A result gone wrong.
+    _rx(
+        r"(?:me deu|deu|causou|provocou|me causou)\s(?:uma\s|muita\s)?"
+        r"(?:alergia|reacao|irritacao|coceira|queda|manchas?|queimadura|ferida)|"
+        r"(?:nao|nem)\s(?:durou|dura|segurou|pegou|funcionou|fez efeito)\s(?:nem|nada|uma|um|\d)"
+    ),
+]
+AFTER = _words("depois apos")
+RESULT_PROBLEMS = _words(
+    """caiu caindo queimou queimado queimada manchou manchas manchado manchada alergia ardendo ardeu coceira estragou
+    estragado estragada quebrou quebrando elastico emborrachado horrivel pessimo pessima feio feia torto torta
+    ferida feridas descascando"""
+)
+
+
+def _result_problem(reading: Reading) -> str:
+    """ "Meu cabelo caiu depois da progressiva": a complaint about a service's result."""
+    for clause in reading.clauses:
+        words = set(clause.split())
+        if words & AFTER and words & RESULT_PROBLEMS and not words & {"normal", "pode", "risco", "evitar", "como"}:
+            return clause
+    return ""
+
+
 # Without negation: an insult is an insult even after "não" ("não passa de um lixo").
 COMPLAINT_UNNEGATABLE = {4}
 # Directed at the bot these are frustration, not a complaint about the business.
@@ -728,6 +796,7 @@ EMERGENCY_PATTERNS = [
     _rx(r"desmai\w*|perdi os sentidos|perdeu os sentidos|convuls\w*|infarto|avc|derrame|fainted|seizure"),
     _rx(
         r"reacao\s(?:(?:alergica|forte|grave|muito forte)\s?)+|alergia\s(?:forte|grave|muito forte)|"
+        r"(?:me deu|deu|tive|estou com|to com|estou tendo|to tendo)\s(?:uma\s)?(?:alergia|reacao)|"
         r"choque anafilatico|anafilaxia|allergic reaction"
     ),
     _rx(r"inchaco|inchad[oa]s?|inchou|inchando|swelling|swollen"),
@@ -891,9 +960,13 @@ def detect(text: str, config: BotConfig | None) -> HandoffRequest | None:
     for index, pattern in enumerate(COMPLAINT_PATTERNS):
         if found := _find([pattern], reading, negatable=index not in COMPLAINT_UNNEGATABLE):
             return _request(Reason.COMPLAINT, Priority.HIGH, found)
+    if found := _result_problem(reading):
+        return _request(Reason.COMPLAINT, Priority.HIGH, found)
     if found := _cancellation(reading):
         return _request(Reason.CANCELLATION, Priority.NORMAL, found)
-    if found := (_find(REQUEST_PATTERNS, reading, skip=_only_describing) or _alone_request(reading)):
+    if found := (
+        _find(REQUEST_PATTERNS, reading, skip=_only_describing) or _alone_request(reading) or _named_person(reading)
+    ):
         return _request(Reason.CUSTOMER_REQUEST, Priority.NORMAL, found)
     if found := _shouting_complaint(reading):
         return _request(Reason.COMPLAINT, Priority.HIGH, found)

@@ -120,6 +120,8 @@ CUSTOMER_REQUEST = [
     "oi, alguém?",
     "atendente?",
     "boa tarde, atendente por favor",
+    "posso falar com a Juliana?",
+    "hello, is there someone I can talk to?",
 ]
 
 COMPLAINT = [
@@ -149,6 +151,21 @@ COMPLAINT = [
     "estou muito irritada com vocês",
     "vou entrar na justiça",
     "absurdoooo",
+    "tô esperando resposta desde ontem",
+    "até agora ninguém me respondeu",
+    "já mandei 3 mensagens e nada",
+    "vocês demoram muito pra responder",
+    "a progressiva não durou nem uma semana",
+    "meu cabelo caiu depois da progressiva",
+    "fiquei com manchas na pele depois do laser",
+    "estou muito insatisfeita com o resultado",
+    "vocês me enganaram",
+    "nunca fui tão mal atendida",
+    "a moça da recepção foi grossa comigo",
+    "meu pedido não chegou",
+    "o produto veio errado",
+    "I have a complaint",
+    "this is ridiculous",
 ]
 
 BILLING = [
@@ -219,6 +236,8 @@ EMERGENCY = [
     "apareceram bolhas depois do peeling",
     "tive febre de 39 graus",
     "minha boca está muito inchada e dolorida",
+    "o produto me deu alergia",
+    "acho que tô tendo uma reação alérgica",
 ]
 
 FRUSTRATION = [
@@ -363,6 +382,18 @@ MUST_NOT = [
     "Obrigado, atendente!",
     "Qual o horário de atendimento?",
     "O atendimento é por ordem de chegada?",
+    "não preciso falar com a Juliana",
+    "vou falar com o João",
+    "Posso Falar Com Meu Marido?",
+    "Queria falar com Você",
+    "muito caro",
+    "quero trocar um produto",
+    "preciso de uma segunda via do boleto",
+    "How much is a haircut?",
+    "Do you speak English?",
+    "tenho cabelo grosso, qual escova indicam?",
+    "é normal cair cabelo depois da progressiva?",
+    "Nunca fui mal atendida aí, adoro vocês",
 ]
 
 
@@ -399,6 +430,11 @@ def test_it_hands_off_a_clinic_emergency_as_urgent(text: str) -> None:
     found = intents.detect(text, clinic())
     assert found is not None, text
     assert (found.reason, found.priority) == (R.EMERGENCY, Handoff.Priority.URGENT), text
+
+
+def test_outside_a_clinic_a_reaction_is_a_complaint_not_an_emergency() -> None:
+    found = intents.detect("o produto me deu alergia", salon())
+    assert (found.reason, found.priority) == (R.COMPLAINT, Handoff.Priority.HIGH)
 
 
 @pytest.mark.parametrize("text", EMERGENCY[:8])
