@@ -905,8 +905,8 @@ STOPWORDS = _words(
 def _same_word(a: str, b: str) -> bool:
     if a == b:
         return True
-    if len(a) >= 5 and len(b) >= 5 and a[:5] == b[:5] and abs(len(a) - len(b)) <= 3:
-        return True  # plurals and verb forms: "botox"/"botoxes", "noiva"/"noivas"
+    if len(a) >= 5 and len(b) >= 5 and a[:5] == b[:5] and abs(len(a) - len(b)) <= 4:
+        return True  # plurals and verb forms: "botox"/"botoxes", "noiva"/"noivas", "atendem"/"atendimento"
     return len(a) >= 6 and len(b) >= 6 and _distance(a, b, 1) <= 1
 
 

@@ -531,3 +531,12 @@ def test_confused_sees_a_missed_answer() -> None:
     assert intents.confused("não entendi")
     assert intents.confused("??")
     assert not intents.confused("quanto custa?")
+
+
+def test_the_demo_topics_hand_off_weddings_and_home_visits() -> None:
+    from bots.demo import BUSINESS
+
+    config = BotConfig(business_kind=BUSINESS["business_kind"], handoff_topics=BUSINESS["handoff_topics"])
+    assert intents.detect("quero fazer o cabelo pro meu casamento", config).reason == R.TOPIC
+    assert intents.detect("vocês atendem em domicílio?", config).reason == R.TOPIC
+    assert intents.detect("quanto custa a escova?", config) is None
