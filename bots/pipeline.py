@@ -81,19 +81,21 @@ def _eager() -> bool:
 # --- The lease ----------------------------------------------------------------------------------
 
 
-def _claim(conversation_id: int, now: datetime) -> str | None:
-    """Take the conversation's lease, or None while another live turn holds it. A lease past its
-    time belongs to a worker that died (or hangs): taken over."""
+def _claim(conversation_id: int, now: datetime) -> BotState | None:
+    """Take the conversation's lease (the state comes back with its ``lease_token``), or None
+    while another live turn holds it. A lease past its time belongs to a worker that died (or
+    hangs): taken over."""
     with transaction.atomic():
-        BotState.objects.get_or_create(conversation_id=conversation_id)
-        state = BotState.objects.select_for_update().get(pk=conversation_id)
+        state = BotState.objects.select_for_update().filter(pk=conversation_id).first()
+        if state is None:
+            BotState.objects.get_or_create(conversation_id=conversation_id)
+            state = BotState.objects.select_for_update().get(pk=conversation_id)
         if state.lease_token and state.lease_until and state.lease_until > now:
             return None
-        token = uuid.uuid4().hex
-        state.lease_token = token
+        state.lease_token = uuid.uuid4().hex
         state.lease_until = now + timedelta(seconds=settings.BOT_LEASE_SECONDS)
         state.save(update_fields=["lease_token", "lease_until", "updated"])
-    return token
+    return state
 
 
 def _release(conversation_id: int, token: str) -> None:
@@ -225,15 +227,15 @@ def run(conversation_id: int, *, now: datetime | None = None, wait_for_burst: bo
     if conversation is None or conversation.status != Conversation.Status.BOT:
         return None
     config = services.config_for(conversation.inbox_id)
-    token = _claim(conversation_id, now)
-    if token is None:
+    state = _claim(conversation_id, now)
+    if state is None:
         # Another turn is at work; it looks for messages that came in meanwhile when it ends.
         return None
     result = None
     try:
-        result = _turn(conversation, config, token, now, started, wait_for_burst=wait_for_burst)
+        result = _turn(conversation, config, state, now, started, wait_for_burst=wait_for_burst)
     finally:
-        _release(conversation_id, token)
+        _release(conversation_id, state.lease_token)
     if result is not None and result.run.outcome != Outcome.DROPPED and not _in_atomic():
         _follow_up(conversation_id, config)
     return result
@@ -256,13 +258,13 @@ def _follow_up(conversation_id: int, config: BotConfig) -> None:
 def _turn(
     conversation: Conversation,
     config: BotConfig,
-    token: str,
+    state: BotState,
     now: datetime,
     started: float,
     *,
     wait_for_burst: bool,
 ) -> TurnResult | None:
-    state = BotState.objects.get(pk=conversation.pk)
+    token = state.lease_token
     pending = list(unanswered(conversation.pk, state.handled_through))
     if not pending:
         return None
