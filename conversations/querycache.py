@@ -7,8 +7,9 @@ of a worker's CPU per message, the database's answer a tenth (docs/benchmarks.md
 processed event costs"). A ``CompiledQuery`` builds its queryset once with sample values,
 keeps the SQL and where each sample sits among the parameters, and from then on only
 substitutes the real values, runs the SQL and makes the model instances the way Django's own
-iterable does (converters, ``select_related`` included). The SQL is still the ORM's, so it
-follows the models; it is compiled per database connection alias.
+iterable does (converters, ``select_related`` included). ``CompiledUpdate`` does the same for
+the UPDATE of a conversation's times that follows. The SQL is still the ORM's, so it follows
+the models; it is compiled per database connection alias.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
+from django.db.models.sql import UpdateQuery
 
 
 class _Compiled:
@@ -75,3 +77,34 @@ class CompiledQuery:
                 populator.populate(row, obj)
             objects.append(obj)
         return objects
+
+
+class CompiledUpdate:
+    """``UPDATE <model> SET <fields> WHERE pk = ...`` compiled once per connection alias; each
+    call prepares its values the way Django's UPDATE compiler does (``get_db_prep_save``).
+    Returns the number of rows updated. For plain fields only (no expressions, no relations)."""
+
+    def __init__(self, model: type[Model], fields: Sequence[str]) -> None:
+        self._model = model
+        self._fields = [model._meta.get_field(name) for name in fields]
+        self._sql: dict[str, str] = {}
+
+    def __call__(self, pk: Any, *values: Any, using: str = DEFAULT_DB_ALIAS) -> int:
+        connection = connections[using]
+        sql = self._sql.get(using)
+        if sql is None:
+            query = UpdateQuery(self._model)
+            query.add_update_values({field.name: value for field, value in zip(self._fields, values, strict=True)})
+            query.add_filter("pk", pk)
+            sql, params = query.get_compiler(using=using).as_sql()
+            if len(params) != len(self._fields) + 1:
+                raise ValueError(f"unexpected parameters for {sql!r}: {params!r}")
+            self._sql[using] = sql
+        params = [
+            field.get_db_prep_save(value, connection=connection)
+            for field, value in zip(self._fields, values, strict=True)
+        ]
+        params.append(self._model._meta.pk.get_db_prep_value(pk, connection))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from conversations import events, jobs, signals
 from conversations.models import Alert, Conversation, Customer, Inbox, Message, OrphanStatus, alert_dedupe_key
-from conversations.querycache import CompiledQuery
+from conversations.querycache import CompiledQuery, CompiledUpdate
 from conversations.whatsapp.parsing import Identity, NewMessage, StatusUpdate
 
 logger = logging.getLogger(__name__)
@@ -366,7 +366,15 @@ def _touch_conversation(conversation: Conversation, when: datetime, *, inbound: 
         conversation.last_inbound = when
         fields.append("last_inbound")
     if fields:
-        conversation.save(update_fields=[*fields, "updated"])
+        # What save(update_fields=[*fields, "updated"]) writes, through an UPDATE compiled once
+        # per set of fields: intake runs this for nearly every message.
+        fields.append("updated")
+        conversation.updated = timezone.now()
+        update = _TOUCH.get(tuple(fields)) or _TOUCH.setdefault(tuple(fields), CompiledUpdate(Conversation, fields))
+        update(conversation.pk, *(getattr(conversation, name) for name in fields))
+
+
+_TOUCH: dict[tuple[str, ...], CompiledUpdate] = {}
 
 
 # --- Messages -----------------------------------------------------------------------------
