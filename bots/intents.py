@@ -549,7 +549,8 @@ def _alone_request(reading: Reading) -> str:
 COMPLAINT_PATTERNS = [
     _rx(
         _any(
-            "absurdo absurda absurdos pessimo pessima pessimos horrivel horriveis ridiculo ridicula "
+            "absurdo absurda absurdos pessimo pessima pessimos horrivel horriveis ridiculo ridicula horroroso "
+            "horrorosa decepcionante policia delegacia "
             "vergonhoso vergonhosa descaso desrespeito palhacada lamentavel inadmissivel inaceitavel revoltante "
             "revoltado revoltada indignado indignada insatisfeito insatisfeita decepcionado decepcionada "
             "decepcao incompetente incompetentes incompetencia enganacao enganaram enganado enganada enganosa "
@@ -593,6 +594,12 @@ COMPLAINT_PATTERNS = [
     ),
 ]
 COMPLAINT_PATTERNS += [
+    # "Vocês são muito ruins", "serviço porco".
+    _rx(
+        r"(?:voces sao|voces|servico|atendimento|experiencia|empresa|salao|clinica|loja)\s"
+        r"(?:(?:e|sao|foi|foram|esta|ta|muito|tao|bem|super|de voces|daqui|desse|dessa|mais)\s){0,3}"
+        r"(?:ruim|ruins|porco|porca|fraco|fraca|lamentavel|uma droga|uma bosta)|boletim de ocorrencia"
+    ),
     # Left waiting.
     _rx(
         r"esperando\s(?:uma\s|a\s|o\s|um\s)?(?:resposta|retorno|ha|faz|desde|ate agora|muito|demais)|"

@@ -122,6 +122,11 @@ CUSTOMER_REQUEST = [
     "boa tarde, atendente por favor",
     "posso falar com a Juliana?",
     "hello, is there someone I can talk to?",
+    "Gostaria de ser atendido por um humano",
+    "Tem algum humano aí?",
+    "Eu preciso falar com uma pessoa, não com robô",
+    "Pode chamar alguém pra mim?",
+    "me liga por favor",
 ]
 
 COMPLAINT = [
@@ -166,6 +171,13 @@ COMPLAINT = [
     "o produto veio errado",
     "I have a complaint",
     "this is ridiculous",
+    "Vocês são muito ruins",
+    "Serviço horroroso",
+    "Que serviço porco",
+    "Vou chamar a polícia",
+    "o atendimento de vocês é muito ruim",
+    "Que falta de profissionalismo",
+    "Não volto nunca mais",
 ]
 
 BILLING = [
@@ -212,6 +224,9 @@ CANCELLATION = [
     "Quero cancelar minha matrícula",
     "desisto do pacote, quero cancelar",
     "please cancel my order",
+    "Quero encerrar minha conta",
+    "Como cancelo meu plano?",
+    "Quero cancelar o serviço",
 ]
 
 EMERGENCY = [
@@ -256,6 +271,11 @@ FRUSTRATION = [
     "não entendi\nnão entendi",
     "não serve pra nada esse robô",
     "ninguém vai me responder?",
+    "Que bot inútil",
+    "Você é burro?",
+    "Não foi isso que eu perguntei",
+    "Já perguntei isso três vezes",
+    "Você só repete a mesma coisa",
 ]
 
 MUST_NOT = [
@@ -394,6 +414,17 @@ MUST_NOT = [
     "tenho cabelo grosso, qual escova indicam?",
     "é normal cair cabelo depois da progressiva?",
     "Nunca fui mal atendida aí, adoro vocês",
+    "o atendimento de vocês não é ruim",
+    "meu cabelo está ruim, precisa de hidratação",
+    "qual serviço é melhor pra cabelo fraco?",
+    "Posso ligar pra vocês?",
+    "qual o telefone de vocês?",
+    "Vocês cobram taxa de cancelamento?",
+    "hã?",
+    "Até que horas vocês ficam abertos?",
+    "Precisa agendar?",
+    "Bom dia, quero agendar uma escova pra amanhã às 10h",
+    "Tem promoção essa semana?",
 ]
 
 
