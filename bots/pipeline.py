@@ -136,7 +136,18 @@ def _waits_for_audio(config: BotConfig, messages: list[Message]) -> bool:
     lost). Without transcription there is nothing to wait for: the bot cannot listen anyway."""
     if not config.transcription_model:
         return False
-    return any(m.type == "audio" and m.media_status == Message.MediaStatus.PENDING for m in messages)
+    return any(m.type == "audio" and _downloading(m) for m in messages)
+
+
+def _downloading(message: Message) -> bool:
+    """Still on its way: pending, or failed with automatic attempts left (``conversations.media``
+    announces ``media_ready`` with ok=False only once it gives up)."""
+    if message.media_status == Message.MediaStatus.PENDING:
+        return True
+    return (
+        message.media_status == Message.MediaStatus.FAILED
+        and message.media_attempts < settings.WHATSAPP_MEDIA_MAX_ATTEMPTS
+    )
 
 
 # --- Who wrote since the bot got the conversation ---------------------------------------------

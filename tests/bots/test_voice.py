@@ -5,10 +5,12 @@ the bot says it cannot listen and offers a person."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from bots import pipeline
 from bots.models import BotConfig, BotRun
 from conversations.models import Conversation, Inbox, Message
 from handoffs.models import Handoff
@@ -17,7 +19,7 @@ from tests.conftest import envelope
 from tests.fake_graph import FakeGraph
 from tests.fake_openai import FakeOpenAI, answer, error, transcript
 
-pytest_plugins = ["tests.conftest_graph", "tests.conftest_openai"]
+pytest_plugins = ["tests.conftest_graph", "tests.conftest_openai", "tests.bots.pipeline_support"]
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("english")]
 
@@ -106,3 +108,36 @@ def test_a_failed_transcription_leaves_the_audio_unheard(
     run = BotRun.objects.get(conversation_id=message.conversation_id)
     assert run.trigger_id == message.pk
     assert Conversation.objects.get(pk=message.conversation_id).status in ("bot", "queued")
+
+
+def test_the_turn_waits_for_a_voice_note_still_downloading(
+    inbox: Inbox,
+    llm_bot: BotConfig,
+    fake_openai: FakeOpenAI,
+    fake_graph: FakeGraph,
+    chat: Conversation,
+    line: Callable[..., Message],
+    settings: Any,
+) -> None:
+    # given: a voice note whose first download attempt failed (more attempts to come)
+    audio = line(
+        chat,
+        type="audio",
+        media_id="MEDIA.SLOW",
+        media_status=Message.MediaStatus.FAILED,
+        media_attempts=1,
+    )
+
+    # then: the bot waits rather than say it cannot listen
+    assert pipeline.run_turn(chat.pk) is None
+    assert bot_messages(chat) == [] and fake_openai.chats() == []
+
+    # when: the downloads are given up
+    Message.objects.filter(pk=audio.pk).update(media_attempts=settings.WHATSAPP_MEDIA_MAX_ATTEMPTS)
+    run = pipeline.run_turn(chat.pk)
+
+    # then: now the customer hears from the bot
+    assert run is not None and run.trigger_id == audio.pk
+    sent = bot_messages(chat)
+    assert sent and "cannot listen" in sent[0].text
+    assert fake_openai.uploads == []
