@@ -13,10 +13,12 @@ fragments, from the same template partials the pages use, swapped by element id 
 
 **Who sees what.** The socket joins ``inbox-<id>`` for the inboxes the user works in, the
 user's own ``user-<id>``, ``presence-<id>`` for the inboxes they supervise, and the open
-conversation's ``conversation-<id>`` once the access module allows it. Every event is checked
-again with a fresh query when it arrives: being in a group is never enough (an attendant of
-the inbox gets the inbox's events, but only the conversations they may see are rendered; access
-revoked mid-connection stops delivery at the next event).
+conversation's ``conversation-<id>`` once the access module allows it (the inbox and
+conversation groups through the process's one subscription per group: ``console/fanout.py``).
+Being in a group is never enough: every batch of fragments is checked against what the user
+may see *now*, read fresh from the database when it renders (``access.who_may_see``, the rules
+of ``conversations.access`` for every socket of the round at once), with the socket's session
+still alive (access revoked or a logout elsewhere stops delivery at the next event).
 
 **No gaps, no duplicates.** Live events are a convenience: a Redis restart loses some while the
 rows are committed. The page therefore asks for a *sync* on every (re)connect and every ~25 s
@@ -25,9 +27,13 @@ every message of the open conversation newer than what the page holds or changed
 cursor, the rows changed since, and the counters. Element ids make every swap idempotent, so
 the overlap (``OVERLAP``) that covers transactions committing late only repeats, never loses.
 
-**Cost.** An inbox's events reach every member's socket. The open conversation's messages are
-rendered at once; list rows and counters (a few count queries) at most once per
-``LIST_INTERVAL`` per socket, so a burst of messages costs each console one list refresh.
+**Cost.** An inbox's events reach every member's socket: each event costs a socket a method
+call that notes what to render. Sockets' batches render together in rounds (``_Renderer``):
+one session check, one access answer and one counters aggregate per round for all of them,
+each fragment rendered once per process. The open conversation's messages go at once (and
+before any list rows waiting for the same round); list rows and counters at most once per
+``LIST_INTERVAL``, on ticks all sockets share, so a burst of messages costs the process one
+list round a second.
 """
 
 from __future__ import annotations

@@ -175,9 +175,9 @@ class Pending(Batch):
 
 class _Shared:
     """Fragments rendered once per process and reused by every socket that may see them (the
-    access check stays per socket, before the lookup). A message reaches every console that
-    has its conversation open, a row every console of its inbox: rendering each once per
-    socket cost more than everything else together. Keys hold everything the partial reads
+    access check stays per socket: a round answers it for all of them first). A message
+    reaches every console that has its conversation open, a row every console of its inbox:
+    rendering each once per socket cost more than everything else together. Keys hold everything the partial reads
     (the row's and the message's ``updated``, the language, ``can_act``); entries live
     ``SHARED_SECONDS`` so relative times ("2 minutes ago") stay fresh."""
 
