@@ -109,6 +109,12 @@ def test_it_carries_a_conversation_between_the_phone_and_the_console(embedded: t
         "WHERE u.wa_id = ?",
         WA_ID,
     )
+    # the demo's offline bot answered it (tasks run inline in the embedded mode)
+    assert _query(
+        db,
+        "SELECT COUNT(*) > 0 FROM conversations_message WHERE conversation_id = ? AND sender_kind = 'bot'",
+        conversation_id,
+    ) == [(1,)]
 
     # when: an attendant logs in, takes over and replies from the console
     login = console.get("/accounts/login/")
@@ -130,7 +136,7 @@ def test_it_carries_a_conversation_between_the_phone_and_the_console(embedded: t
     assert time.monotonic() - started < 10
     [(wamid,)] = _query(
         db,
-        "SELECT wamid FROM conversations_message WHERE conversation_id = ? AND direction = 'out'",
+        "SELECT wamid FROM conversations_message WHERE conversation_id = ? AND sender_kind = 'attendant'",
         conversation_id,
     )
     assert wamid.startswith("wamid.")
