@@ -438,3 +438,34 @@ def test_it_delivers_every_inbox_to_an_admin(live, team, make_conversation) -> N
 
     # then
     assert "na filial" in async_to_sync(scenario)()
+
+
+def test_one_subscription_per_process_serves_every_console_of_the_inbox(live, team, make_conversation) -> None:
+    import asyncio
+
+    from console import fanout
+    from conversations.events import inbox_group
+
+    conversation = make_conversation(Status.QUEUED, name="Maria Souza")
+    group = inbox_group(team.inbox.pk)
+
+    async def scenario() -> tuple[int, set, list[str], dict]:
+        consoles = [(await connect(user))[0] for user in (team.ana, team.bruno, team.supervisor)]
+        for console in consoles:
+            await sync(console, None)
+        here = fanout._fanouts[asyncio.get_running_loop()]
+        members, channels = len(here.groups[group].members), {here.groups[group].channel}
+        # when: one event for the inbox
+        await sync_to_async(_note)(conversation, team.supervisor, "para todos")
+        received = ["".join(await frames(console)) for console in consoles]
+        for console in consoles:
+            await console.disconnect()
+        return members, channels, received, dict(here.groups)
+
+    members, channels, received, left = async_to_sync(scenario)()
+
+    # then: three consoles, one channel in the group; each console got the row; nothing left
+    # subscribed once they closed
+    assert members == 3 and len(channels) == 1
+    assert all(f'id="conversation-row-{conversation.pk}"' in html for html in received)
+    assert left == {}
