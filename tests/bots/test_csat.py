@@ -68,7 +68,9 @@ def handled(team, deliver, django_capture_on_commit_callbacks) -> Any:
 
 
 def rating_question(conversation: Conversation) -> Message | None:
-    return Message.objects.filter(conversation=conversation, type="interactive", direction="out").first()
+    return Message.objects.filter(
+        conversation=conversation, type="interactive", direction="out", sender_kind=Message.SenderKind.SYSTEM
+    ).first()
 
 
 @pytest.mark.django_db
@@ -81,7 +83,7 @@ def test_a_closed_handoff_gets_the_rating_list(team, handled, fake_graph, englis
     assert handoff.csat_asked is not None
     question = rating_question(conversation)
     assert question.sender_kind == Message.SenderKind.SYSTEM
-    sent = [s.json for s in fake_graph.sends() if s.json["type"] == "interactive"]
+    sent = [s.json for s in fake_graph.sends() if s.json.get("biz_opaque_callback_data") == question.callback_data]
     assert len(sent) == 1
     interactive = sent[0]["interactive"]
     assert interactive["type"] == "list"
@@ -100,6 +102,7 @@ def test_the_answer_is_stored_and_the_conversation_stays_closed_without_the_bot(
     question = rating_question(conversation)
     assert question.wamid
     bot_runs = BotRun.objects.count()
+    assert bot_runs >= 1  # the bot answered the customer before the handoff: it is awake
     messages_before = Message.objects.filter(direction="out").count()
 
     # when
