@@ -81,6 +81,7 @@ KNOWLEDGE: list[tuple[str, str, str, bool]] = [
         "• Escova R$ 80 a R$ 120 · Progressiva a partir de R$ 350\n"
         "• Coloração a partir de R$ 180 · Mechas/luzes a partir de R$ 450\n"
         "• Manicure R$ 45 · Pedicure R$ 55 · Unha em gel R$ 160\n"
+        "• Hidratação R$ 90 · Maquiagem R$ 180\n"
         "• Sobrancelha R$ 60 · Limpeza de pele R$ 220\n"
         "Pergunte por um serviço para ver os detalhes.",
         "preço, preços, valor, valores, tabela, quanto custa, serviços, lista",
@@ -111,7 +112,7 @@ KNOWLEDGE: list[tuple[str, str, str, bool]] = [
         "Coloração, mechas e luzes",
         "Coloração a partir de R$ 180 e retoque de raiz R$ 150. Mechas, luzes e balayage a partir de R$ 450, "
         "com avaliação gratuita antes para ver o tom e o tempo.",
-        "coloração, tintura, pintar, cor, mechas, luzes, balayage, loiro, raiz, retoque, platinado",
+        "coloração, tintura, pintar, pintar o cabelo, cor, mechas, luzes, balayage, loiro, raiz, retoque, platinado",
         False,
     ),
     (
@@ -159,7 +160,7 @@ KNOWLEDGE: list[tuple[str, str, str, bool]] = [
         "Endereço e como chegar",
         "Estamos na Rua dos Pinheiros, 1234, em Pinheiros, São Paulo. Fica a 5 minutos a pé da estação "
         "Fradique Coutinho (Linha 4-Amarela do metrô).",
-        "endereço, onde fica, localização, local, como chegar, metrô, rua, bairro, pinheiros",
+        "endereço, onde fica, onde fica o salão, localização, local, como chegar, metrô, rua, bairro, pinheiros",
         True,
     ),
     (
@@ -173,7 +174,8 @@ KNOWLEDGE: list[tuple[str, str, str, bool]] = [
         "Como agendar",
         "Você pode agendar por aqui mesmo: diga o serviço, o dia e o horário que prefere e a recepção confirma "
         "em até 1 hora no horário de funcionamento. Encaixes no mesmo dia dependem da agenda.",
-        "agendar, agendamento, marcar, marcar horário, horário disponível, agenda, encaixe, reservar",
+        "agendar, agendamento, marcar, marcar horário, horário disponível, horário livre, agenda, encaixe, reservar, "
+        "vaga, hoje, amanhã",
         True,
     ),
     (
@@ -235,7 +237,8 @@ KNOWLEDGE: list[tuple[str, str, str, bool]] = [
         "Avaliação estética e toxina botulínica",
         "A avaliação com a esteticista é gratuita (20 minutos). Toxina botulínica e preenchimento são feitos pela "
         "dermatologista parceira: consulta R$ 250, abatida do procedimento.",
-        "avaliação, consulta, dermatologista, botox, toxina botulínica, preenchimento, harmonização",
+        "avaliação, consulta, dermatologista, botox, toxina botulínica, preenchimento, preenchimento labial, lábios, "
+        "harmonização",
         False,
     ),
     (

@@ -36,6 +36,9 @@ MIN_SCORE = 0.55
 MAX_TERMS = 20
 MAX_QUERY_CHARS = 2000
 TEXT_SEARCH_CONFIG = "portuguese_unaccent"
+# PostgreSQL's rank (Portuguese stems) orders entries the words score about equally; it never
+# makes a weak match an answer on its own, so both backends answer the same questions.
+FTS_WEIGHT = 0.05
 
 
 def _words(text: str) -> frozenset[str]:
@@ -55,12 +58,17 @@ STOPWORDS = _words(
 )
 # Words that say what kind of answer is wanted (a price) rather than about what: "valor da manicure"
 # is about the manicure.
-GENERIC = _words("preco precos valor valores custa custam custo custos quanto quanta servico servicos")
+GENERIC = _words(
+    "preco precos valor valores custa custam custo custos quanto quanta servico servicos ficaria sai tempo dura demora"
+)
 GENERIC_WEIGHT = 0.4
 MONEY = re.compile(r"R\$\s?\d")
 PRICE_WORDS = frozenset({"preco", "valor", "custa", "quanto"})
-# A query word no entry knows ("vocês fazem luzes?") weighs less than one that tells entries apart.
+# A query word no entry knows weighs less than one that tells entries apart; less still when it
+# looks like a verb ("posso levar meu filho?") than a thing ("comprar um cachorro").
 UNKNOWN_WEIGHT = 0.7
+UNKNOWN_VERB_WEIGHT = 0.35
+VERB_ENDINGS = ("ar", "er", "ir", "ando", "endo", "indo", "ou", "aram", "eram", "iram", "amos", "emos", "imos")
 
 # Words customers use for the same thing. A query word also finds its group's words (weighing
 # a little less than the word itself).
@@ -71,7 +79,8 @@ SYNONYMS = [
     "endereco onde fica ficam localizacao local localizado localizada chegar rua mapa",
     "estacionamento estacionar vaga vagas carro manobrista valet",
     "vaga vagas horario horarios disponivel disponibilidade encaixe agenda",
-    "agendar agendamento agenda marcar marcacao reservar reserva disponibilidade encaixe",
+    "agendar agendamento agenda marcar marcacao reservar reserva disponibilidade encaixe hoje amanha segunda terca "
+    "quarta quinta sexta sabado domingo",
     "pagamento pagamentos pagar pago pix cartao credito debito dinheiro parcelar parcela parcelas parcelado "
     "boleto aceita aceitam",
     "cancelar cancelamento desmarcar remarcar remarcacao faltar falta atraso atrasar",
@@ -196,6 +205,8 @@ def scored(config: BotConfig, query: str) -> list[tuple[float, KnowledgeEntry]]:
     if len(query) > MAX_QUERY_CHARS:
         query = query[:MAX_QUERY_CHARS].rsplit(None, 1)[0]  # no half word at the cut
     terms = list(dict.fromkeys(words(query)))[:MAX_TERMS]
+    if "quanto" in terms and "fica" in terms:
+        terms.remove("fica")  # "quanto fica?" asks a price, "onde fica?" a place
     if not terms or config is None or config.pk is None:
         return []
     items = _index(_entries(config, terms))
@@ -211,7 +222,7 @@ def scored(config: BotConfig, query: str) -> list[tuple[float, KnowledgeEntry]]:
         if term in GENERIC:
             weights[term] *= GENERIC_WEIGHT
         elif not any(found >= 0.5 for found in matches[term]):
-            weights[term] *= UNKNOWN_WEIGHT
+            weights[term] *= UNKNOWN_VERB_WEIGHT if term.endswith(VERB_ENDINGS) else UNKNOWN_WEIGHT
     weight_sum = sum(weights.values())
     top_rank = max((item.rank for item in items), default=0.0) or 1.0
     results = []
@@ -221,9 +232,9 @@ def scored(config: BotConfig, query: str) -> list[tuple[float, KnowledgeEntry]]:
             continue
         # Ties ("escova" and "escova progressiva") go to the entry whose title says least else.
         focus = sum(1 for word in item.head if any(similarity(term, word) >= 0.85 for term in terms))
-        score = covered + 0.15 * (item.rank / top_rank) + 0.02 * focus / max(len(item.head), 1)
+        score = covered + FTS_WEIGHT * (item.rank / top_rank) + 0.02 * focus / max(len(item.head), 1)
         item.entry.search_score = round(score, 4)
-        if score >= MIN_SCORE:
+        if covered >= MIN_SCORE:
             results.append((score, item.entry))
     results.sort(key=lambda pair: (-pair[0], pair[1].position, pair[1].id))
     return results

@@ -58,6 +58,17 @@ QUESTIONS = [
     ("fazem botox?", "Avaliação estética e toxina botulínica"),
     ("LIMPEZA DE PELE", "Limpeza de pele e tratamentos faciais"),
     ("sobrancelha com hena", "Sobrancelhas e cílios"),
+    ("quanto tempo dura a progressiva?", "Quanto custa a escova progressiva?"),
+    ("quanto custa pra pintar o cabelo?", "Coloração, mechas e luzes"),
+    ("quero fazer luzes, quanto fica?", "Coloração, mechas e luzes"),
+    ("posso levar meu filho?", "Atendem crianças?"),
+    ("tem horário amanhã?", "Como agendar"),
+    ("quero agendar pra sábado", "Como agendar"),
+    ("tem vaga pra carro?", "Estacionamento"),
+    ("e o preço da hidratação?", "Preços dos serviços"),
+    ("que horas abre?", "Horário de funcionamento"),
+    ("Vocês trabalham no feriado?", "Horário de funcionamento"),
+    ("parcelam?", "Formas de pagamento"),
 ]
 
 
@@ -78,6 +89,8 @@ def test_it_finds_nothing_for_noise_or_small_talk(demo_bot: BotConfig, query: st
 def test_it_finds_nothing_for_an_unrelated_question(demo_bot: BotConfig) -> None:
     assert knowledge.search(demo_bot, "vocês consertam geladeira?") == []
     assert knowledge.search(demo_bot, "qual a capital da França") == []
+    assert knowledge.search(demo_bot, "quero comprar um cachorro") == []
+    assert knowledge.search(demo_bot, "vocês vendem carro?") == []
 
 
 def test_it_folds_accents_both_ways(db: None, inbox: Inbox) -> None:
