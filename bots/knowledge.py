@@ -8,7 +8,8 @@ common ones, the title and keywords more than the body.
 
 On PostgreSQL the database's full-text search in Portuguese with accents folded (the
 ``portuguese_unaccent`` configuration of conversations migration 0005: Portuguese stemming)
-adds its rank to that score; on SQLite the word scoring alone decides. A knowledge base is a
+ranks the candidates and its rank orders the entries that answer; whether an entry answers at
+all is the word scoring's call on both backends, so SQLite and PostgreSQL answer alike. A knowledge base is a
 few dozen entries per bot, so every active entry is scored (bounded by ``MAX_ENTRIES``).
 """
 
