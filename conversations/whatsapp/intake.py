@@ -5,7 +5,8 @@ usernames) and by age, so a shape we do not expect is noted on the event and ski
 raised. When a body holds several items each is applied in its own savepoint, so one bad item
 does not hold back the others; a failure is recorded and the event is retried (dedupe makes the
 retry safe). A body of one item (most of them) is applied without a savepoint of its own: the
-event's savepoint in ``processing`` covers it, and two statements fewer per message count.
+savepoint ``processing`` puts around it (its batch's, or the event's own when the batch is
+applied again event by event) covers it, and two statements fewer per message count.
 
 Each change is applied only to an inbox whose own app secret signed the body. The webhook view
 accepts a body signed by any active inbox's secret; without this check a body signed with
