@@ -444,7 +444,13 @@ REQUEST_PATTERNS = [
         r"(?:\s(?:ai|aqui|ae|online|atendendo|real|humano|there|here|alive|ai que|ai pra)|$)"
     ),
     _rx(r"tem\s(?:(?:um|uma|algum|alguma)\s)?(?:atendente|humano|pessoa)\s(?:ai|aqui|online|disponivel|atendendo)"),
-    _rx(r"(?:tem )?ninguem (?:ai|aqui|ae|online|atendendo)"),
+    _rx(r"(?:nao\s)?(?:tem\s|tenha\s|ha\s)?ninguem (?:ai|aqui|ae|online|atendendo)"),
+    # "Um atendente pode me ajudar?", "preciso que um humano me ajude".
+    _rx(
+        PERSON + r"\s(?:(?:pode|poderia|podia|consegue|possa|vai)\s)?(?:me\s)(?:ajudar|ajude|ajuda|atender|atenda|"
+        r"responder|responda|ligar|ligue|retornar|retorne|chamar|chame)"
+    ),
+    _rx(r"(?:transferid[oa]|encaminhad[oa]|passad[oa])\s(?:(?:pra|a|ao|com)\s)" + ARTICLES + PERSON),
     _rx(
         r"alguem\s(?:ai|ae|aqui|online|vivo|real|por favor|help)|"
         r"alguem\s(?:(?:pode|poderia|consegue|podia|pra|que pode|que possa|que consiga)\s)?(?:me\s)?"
@@ -495,7 +501,7 @@ ALONE_PERSON = _words(
 ALONE_FILLERS = _words(
     """oi ola ei alo opa hey hi hello bom boa dia tarde noite por favor urgente ai ae aqui agora ja logo um uma o a
     quero queria preciso eu me de verdade real so pessoa humano humana please sim help ajuda socorro cade falar
-    com pra favor voce voces online algum alguma que e tem ha"""
+    com pra favor voce voces online algum alguma que e tem ha disponivel livre"""
 )
 
 

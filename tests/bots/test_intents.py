@@ -127,6 +127,16 @@ CUSTOMER_REQUEST = [
     "Eu preciso falar com uma pessoa, não com robô",
     "Pode chamar alguém pra mim?",
     "me liga por favor",
+    "Um atendente pode me ajudar?",
+    "Algum atendente disponível?",
+    "quero ser transferido para um atendente",
+    "preciso que um humano me ajude",
+    "não tem ninguém aí?",
+    "Eu não quero robô",
+    "Preferia falar com alguém, se possível",
+    "Seria possível um atendente me ligar?",
+    "é robô? quero humano",
+    "quero falar com humano e não com máquina",
 ]
 
 COMPLAINT = [
@@ -425,6 +435,9 @@ MUST_NOT = [
     "Precisa agendar?",
     "Bom dia, quero agendar uma escova pra amanhã às 10h",
     "Tem promoção essa semana?",
+    "não, obrigado, não preciso de atendente",
+    "Não sei se preciso de atendente",
+    "o atendente pode me mandar o endereço?",
 ]
 
 
