@@ -207,6 +207,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             else:
                 await self.channel_layer.group_add(group, self.channel_name)
         self.joined = set(groups)
+        await fanout.fanout_for(self.channel_layer).rejoin_stale()
 
     async def _leave(self, group: str) -> None:
         if fanout.fanned_out(group):

@@ -60,19 +60,32 @@ class Fanout:
         entry = self.groups.get(group)
         if entry is not None:
             entry.members.add(member)
-            if entry.channel is not None and time.monotonic() - entry.joined_at > REJOIN_SECONDS:
-                entry.joined_at = time.monotonic()
-                await self.layer.group_add(group, entry.channel)
             return
         entry = self.groups[group] = _Group(members={member})
-        channel = await self.layer.new_channel()
-        await self.layer.group_add(group, channel)
+        try:
+            channel = await self.layer.new_channel()
+            await self.layer.group_add(group, channel)
+        except BaseException:
+            # Redis unreachable: the socket fails to join as it would have on its own, and the
+            # next socket (or this one reconnecting) tries again.
+            if self.groups.get(group) is entry:
+                del self.groups[group]
+            raise
         entry.channel, entry.joined_at = channel, time.monotonic()
         if self.groups.get(group) is not entry:
             # Everyone left while this process was joining.
             await self.layer.group_discard(group, channel)
             return
         entry.task = asyncio.ensure_future(self._receive(group, entry))
+
+    async def rejoin_stale(self) -> None:
+        """Join again the groups joined more than ``REJOIN_SECONDS`` ago (the sockets call this
+        at every sync): the core layer forgets a membership after its ``group_expiry``."""
+        now = time.monotonic()
+        for group, entry in list(self.groups.items()):
+            if entry.channel is not None and now - entry.joined_at > REJOIN_SECONDS:
+                entry.joined_at = now
+                await self.layer.group_add(group, entry.channel)
 
     async def leave(self, group: str, member: Member) -> None:
         entry = self.groups.get(group)
