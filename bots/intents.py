@@ -388,7 +388,7 @@ def _any(words: str) -> str:
 # Who a customer asks to talk to.
 PERSON = _any(
     "atendente atendentes humano humana humanos pessoa pessoas alguem funcionario funcionaria gerente "
-    "supervisor supervisora responsavel dono dona operador operadora consultor consultora consultoria "
+    "supervisor supervisora responsavel dono dona operador operadora consultor consultora "
     "recepcionista recepcao secretaria moca moco rapaz vendedor vendedora proprietario proprietaria "
     "agente representante chefe patrao patroa human humans person agent someone somebody representative operator "
     "manager "

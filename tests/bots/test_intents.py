@@ -438,6 +438,8 @@ MUST_NOT = [
     "não, obrigado, não preciso de atendente",
     "Não sei se preciso de atendente",
     "o atendente pode me mandar o endereço?",
+    "quero uma consultoria de visagismo",
+    "pode ir uma acompanhante comigo?",
 ]
 
 
