@@ -586,3 +586,17 @@ def test_the_demo_topics_hand_off_weddings_and_home_visits() -> None:
     assert intents.detect("quero fazer o cabelo pro meu casamento", config).reason == R.TOPIC
     assert intents.detect("vocês atendem em domicílio?", config).reason == R.TOPIC
     assert intents.detect("quanto custa a escova?", config) is None
+
+
+def test_it_survives_any_text() -> None:
+    import random
+
+    rng = random.Random(8)
+    alphabet = "aáãâeéêiíoóõôuúçAÁÇ ?!.,;:-_/\\'\"<>&*()[]{}|\n\t\x00\u200b\u202e\u0301😡🤬👍🙏🇧🇷" + "".join(
+        chr(c) for c in range(0x30, 0x7B)
+    )
+    for _ in range(500):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 300)))
+        found = intents.detect(text, clinic())
+        assert found is None or found.reason in R.values
+    assert intents.detect(None, clinic()) is None  # type: ignore[arg-type]

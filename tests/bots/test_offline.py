@@ -266,3 +266,12 @@ def test_a_burst_is_read_as_one_message(demo_bot: BotConfig) -> None:
     lines = [customer("oi", 1), customer("boa tarde", 2), customer("quanto custa a progressiva?", 3)]
     decision = offline.decide(turn_for(demo_bot, *lines))
     assert decision.knowledge[0]["title"] == "Quanto custa a escova progressiva?"
+
+
+@pytest.mark.parametrize(
+    "text", ["\x00escova\x00", "escova' OR 1=1 --", "escova & | ! :* \\", "\u202eavocse", "ESCOVA!!!"]
+)
+def test_hostile_text_is_read_as_words(demo_bot: BotConfig, text: str) -> None:
+    decision = decide(demo_bot, text)
+    assert decision.handoff is None
+    assert decision.knowledge or decision.menu is not None
