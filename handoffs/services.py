@@ -281,6 +281,7 @@ def _change(
     assignee: Any = None,
     reason: str = "",
     event: dict[str, Any] | None = None,
+    event_kind: str = "",
 ) -> Conversation:
     pk = conversation.pk if isinstance(conversation, Conversation) else conversation
     with transaction.atomic():
@@ -323,7 +324,7 @@ def _change(
             "to_name": _name(current.assignee) if current.status == Status.ASSIGNED and current.assignee else "",
             "reason": reason or "",
         }
-        services.record_event(current, action, **{**content, **(event or {})})
+        services.record_event(current, event_kind or action, **{**content, **(event or {})})
         conversation_signals.send_on_commit(
             signals.ownership_changed,
             conversation_id=current.pk,
@@ -534,9 +535,9 @@ def request_handoff(
                 _hand_off,
                 reason=detail or label,
                 event={"reason": reason, "reason_label": label, "priority": priority, "detail": detail},
+                # The timeline says what happened: someone answers from the phone, the bot is quiet.
+                event_kind="bot_paused_by_phone_app" if reason == Reason.PHONE_APP else "",
             )
-            if reason == Reason.PHONE_APP:
-                services.record_event(current, "bot_paused_by_phone_app")
         if handoff is None:
             handoff = Handoff.objects.create(
                 conversation=current,

@@ -66,7 +66,7 @@ def test_an_echo_pauses_the_bot(team, deliver) -> None:
     change = OwnershipChange.objects.get()
     assert (change.action, change.actor, change.from_status) == (OwnershipChange.Action.HANDOFF, None, Status.BOT)
     events = [m.content["action"] for m in Message.objects.filter(conversation=conversation, type="event")]
-    assert "bot_paused_by_phone_app" in events
+    assert events == ["bot_paused_by_phone_app"]
     # Nobody in the console is given it: a person is answering from the phone.
     assert services.assign_queue() == []
 
