@@ -91,3 +91,11 @@ def test_asking_for_a_person_by_webhook_queues_the_conversation(
     assert handoff.reason == Handoff.Reason.CUSTOMER_REQUEST
     runs = list(BotRun.objects.filter(conversation=conversation).order_by("id").values_list("outcome", flat=True))
     assert runs == ["replied", "handoff"]
+
+    # when: the customer writes again while waiting for the person
+    bot_before = len(bot_messages(conversation))
+    post_webhook(text_payload("wamid.E2E5", "oi? tem alguém aí?", timestamp=now() + 2))
+
+    # then: the bot keeps out of it
+    assert BotRun.objects.filter(conversation=conversation).count() == 2
+    assert len(bot_messages(conversation)) == bot_before
