@@ -78,13 +78,13 @@ def _customer_messages(server: Server) -> list[dict]:
         {
             "id": w + "01",
             "type": "text",
-            "text": {"body": "Oi! Vi o anúncio do *clareamento* e queria saber o preço."},
+            "text": {"body": "Oi! Vi o anúncio da *escova progressiva* e queria saber o preço."},
             "referral": {
-                "source_url": "https://fb.me/demo-clareamento",
+                "source_url": "https://fb.me/demo-progressiva",
                 "source_id": "120000000000009",
                 "source_type": "ad",
-                "headline": "Clareamento dental com 30% de desconto",
-                "body": "Agende sua avaliação pelo WhatsApp.",
+                "headline": "Progressiva sem formol com 20% de desconto",
+                "body": "Agende seu horário pelo WhatsApp.",
                 "media_type": "image",
                 "ctwa_clid": "ARAkSHOT-ctwa-0009",
             },
@@ -131,8 +131,8 @@ def _customer_messages(server: Server) -> list[dict]:
                 "catalog_id": "194836987003835",
                 "text": "Quero o kit",
                 "product_items": [
-                    {"product_retailer_id": "kit-clareamento", "quantity": 1, "item_price": 249.9, "currency": "BRL"},
-                    {"product_retailer_id": "escova-macia", "quantity": 2, "item_price": 19.9, "currency": "BRL"},
+                    {"product_retailer_id": "kit-progressiva", "quantity": 1, "item_price": 249.9, "currency": "BRL"},
+                    {"product_retailer_id": "escova-raquete", "quantity": 2, "item_price": 19.9, "currency": "BRL"},
                 ],
             },
         },
@@ -182,11 +182,17 @@ def _build_conversation(server: Server) -> int:
             }
         )
         if n == 0:
+            # The bot's answer dated as if it came when the customer wrote (these webhooks are
+            # replayed half an hour late), so it shows under the customer's first message.
             server.shell(
+                "from datetime import timedelta\n"
                 "from django.contrib.auth import get_user_model\n"
+                "from conversations.models import Message\n"
                 "from handoffs import services\n"
-                f"services.take_over({conversation_of(server, WA_ID)}, "
-                "get_user_model().objects.get(username='atendente1'))\n"
+                f"first = Message.objects.get(wamid='{message['id']}')\n"
+                "Message.objects.filter(conversation_id=first.conversation_id, sender_kind='bot').update("
+                "wa_timestamp=first.wa_timestamp + timedelta(seconds=20))\n"
+                "services.take_over(first.conversation_id, get_user_model().objects.get(username='atendente1'))\n"
             )
     conversation_id = conversation_of(server, WA_ID)
     # Every file downloaded from the stand-in (tasks run inline in the embedded mode).
@@ -251,24 +257,25 @@ def test_it_takes_the_screenshots_for_the_readme(server: Server, new_page) -> No
     # the conversation: an attendant's reply (read on the phone), then every type, top to bottom
     console.goto(f"/console/c/{conversation_id}/")
     box = console.locator("#composer form.composer__form:not(.composer__form--note) textarea[name=text]")
-    box.fill("Oi, Helena! O clareamento sai por *R$ 490*. Quarta às 10h está livre. 😊")
+    box.fill("Oi, Helena! A progressiva sai por *R$ 350*. Quarta às 10h está livre. 😊")
     box.press("Enter")
     reply = console.locator("#timeline .msg--out").filter(has_text="Quarta às 10h está livre")
     expect(reply.locator(".tick--read")).to_have_count(1, timeout=20_000)
     # the customer's 15 messages, the bot's answer to the first, the attendant's reply
     expect(console.locator("#timeline .msg")).to_have_count(17 + bot_messages, timeout=5_000)
-    # top: the ad, text, the bot's answer, image; then audio, video, document, sticker, location; then contacts,
-    # replies, order, edited, deleted; bottom: unsupported, a quoted reply, the attendant's reply
+    # top: the ad, text, the bot's answer; then image, audio, video; then document, sticker,
+    # location, contacts; then replies, order, edited; bottom: deleted, unsupported, a quoted
+    # reply, the attendant's reply
     console.locator("#timeline").evaluate("(el) => { el.scrollTop = 0; }")
     console.wait_for_timeout(300)
     screenshot(console, "conversation-1.png")
-    for n, first in ((2, 2), (3, 7)):
+    for n, first in ((2, 1 + bot_messages), (3, 4 + bot_messages), (4, 8 + bot_messages)):
         console.locator("#timeline .msg").nth(first).evaluate(SCROLL_TO)
         console.wait_for_timeout(300)
         screenshot(console, f"conversation-{n}.png")
     console.locator("#timeline").evaluate("(el) => { el.scrollTop = el.scrollHeight; }")
     console.wait_for_timeout(300)
-    screenshot(console, "conversation-4.png")
+    screenshot(console, "conversation-5.png")
 
     # the demo phone, with the business's reply
     expect(phone.locator("#phone-chat")).to_contain_text("Quarta às 10h está livre")
