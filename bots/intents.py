@@ -659,7 +659,7 @@ BOT_INSULTS = _rx(
 NEGATIVE_CUES = _words(
     """nao nunca ninguem nada ainda ate cade esperando espera esperar demora demorando demorou absurdo
     responde respondem atende atendem horas dias problema erro errado resolver resolve resolvam urgente
-    dinheiro"""
+    dinheiro resposta respostas agora porque hein palhacada vergonha"""
 )
 POSITIVE_CUES = _words(
     """obrigado valeu amei adorei otimo otima parabens feliz perfeito perfeita lindo linda maravilhoso maravilhosa

@@ -188,6 +188,8 @@ COMPLAINT = [
     "o atendimento de vocês é muito ruim",
     "Que falta de profissionalismo",
     "Não volto nunca mais",
+    "EU QUERO UMA RESPOSTA AGORA!!!",
+    "VOCÊS NÃO RESPONDEM!!!",
 ]
 
 BILLING = [
@@ -440,6 +442,7 @@ MUST_NOT = [
     "o atendente pode me mandar o endereço?",
     "quero uma consultoria de visagismo",
     "pode ir uma acompanhante comigo?",
+    "BOM DIA, QUERO SABER O PREÇO AGORA!!!",
 ]
 
 
