@@ -8,14 +8,21 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from channels.layers import get_channel_layer
 
 pytestmark = pytest.mark.redis
 
 
-def test_it_keeps_an_idle_receive_waiting_past_the_blocking_read() -> None:
-    # given
-    layer = get_channel_layer()
+@pytest.mark.parametrize(
+    "backend", ["channels_redis.core.RedisChannelLayer", "channels_redis.pubsub.RedisPubSubChannelLayer"]
+)
+def test_it_keeps_an_idle_receive_waiting_past_the_blocking_read(backend: str) -> None:
+    # given: either layer CHANNEL_LAYER_BACKEND may name, with the settings' own configuration
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    if "CONFIG" not in settings.CHANNEL_LAYERS["default"]:
+        pytest.skip("no Redis configured")
+    layer = import_string(backend)(**settings.CHANNEL_LAYERS["default"]["CONFIG"])
 
     async def idle_receive() -> str:
         channel = await layer.new_channel()
