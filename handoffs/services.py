@@ -771,14 +771,20 @@ def return_from_offline() -> list[int]:
     returned: list[int] = []
     inboxes: set[int] = set()
     for pk, assignee_id in list(candidates):
-        if _answered_since_assigned(pk, assignee_id):
-            continue
-        try:
-            current = transfer_to_queue(pk, None, reason=gettext("The attendant went offline without answering."))
-        except TransitionRefused:
-            continue  # taken, closed or moved meanwhile
+        with transaction.atomic():
+            # Checked under the row lock every send takes too (outbound locks the conversation):
+            # an answer being sent right now either committed before, and counts, or waits.
+            locked = Conversation.objects.select_for_update().filter(pk=pk).first()
+            if locked is None or (locked.status, locked.assignee_id) != (Status.ASSIGNED, assignee_id):
+                continue
+            if _answered_since_assigned(pk, assignee_id):
+                continue
+            try:
+                transfer_to_queue(locked, None, reason=gettext("The attendant went offline without answering."))
+            except TransitionRefused:
+                continue
         returned.append(pk)
-        inboxes.add(current.inbox_id)
+        inboxes.add(locked.inbox_id)
     for inbox_id in sorted(inboxes):
         assign_queue(inbox_id)
     return returned

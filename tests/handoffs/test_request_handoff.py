@@ -197,3 +197,27 @@ def test_it_assigns_automatically_after_commit(team, make_conversation, django_c
     conversation.refresh_from_db()
     assert (conversation.status, conversation.assignee) == (Status.ASSIGNED, team.ana)
     assert Handoff.objects.get().assignee == team.ana
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_handoffs_at_once_make_one_packet_and_one_change(team, make_conversation) -> None:
+    # given: the bot hands off while an echo from the phone app pauses it
+    from tests.handoffs.test_races import run_together
+
+    conversation = make_conversation(Status.BOT)
+
+    # when
+    results = run_together(
+        lambda: services.request_handoff(conversation.pk, reason=Reason.COMPLAINT, priority=2),
+        lambda: services.request_handoff(conversation.pk, reason=Reason.PHONE_APP, priority=1),
+    )
+
+    # then
+    assert all(isinstance(r, Handoff) for r in results), results
+    assert results[0].pk == results[1].pk
+    handoff = Handoff.objects.get()
+    assert handoff.priority == 2
+    assert OwnershipChange.objects.filter(action=OwnershipChange.Action.HANDOFF).count() == 1
+    conversation.refresh_from_db()
+    assert (conversation.status, conversation.priority) == (Status.QUEUED, 2)
