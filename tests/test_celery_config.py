@@ -78,7 +78,8 @@ def test_it_runs_the_listener_and_beat_in_compose() -> None:
 
     commands = [" ".join(service.get("command") or []) for service in services.values()]
 
-    assert "python manage.py listen_webhooks" in commands
+    # niced like the worker it wakes
+    assert "nice -n 10 python manage.py listen_webhooks" in commands
     assert any(command.startswith("celery -A config beat") for command in commands)
 
 
