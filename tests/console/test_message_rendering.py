@@ -77,8 +77,9 @@ def test_it_renders_every_type_the_intake_stores(every_type: Conversation, team,
     image = _message(every_type, "wamid.ALL.04")
     assert f'<img src="/console/media/{image.pk}/" alt="Taj Mahal"' in by_wamid["wamid.ALL.04"]
     assert "js-lightbox" in by_wamid["wamid.ALL.04"]
+    video = _message(every_type, "wamid.ALL.05")
     assert (
-        f'<video class="msg__video" controls preload="metadata" src="/console/media/{image.pk + 1}/">'
+        f'<video class="msg__video" controls preload="metadata" src="/console/media/{video.pk}/">'
         in (by_wamid["wamid.ALL.05"])
     )
     assert "filename.pdf" in by_wamid["wamid.ALL.06"] and "309\xa0bytes" in by_wamid["wamid.ALL.06"]

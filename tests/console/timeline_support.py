@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from django.db.models import Q
+
 from conversations.models import Conversation, Customer, Inbox, Message
 from tests.conftest import FIXTURES, envelope
 from tests.fake_graph import FakeGraph, sha256_b64
@@ -138,7 +140,11 @@ def build_every_type(
         _post(post_webhook, echo, field="smb_message_echoes")
     customer = Customer.objects.get(wa_id=WA_ID)
     conversation = Conversation.objects.get(customer=customer)
-    # Sanity: the intake stored what we posted, in one conversation.
-    stored = list(Message.objects.filter(conversation=conversation).values_list("wamid", "type"))
+    # Sanity: the intake stored what we posted (the customer's messages and the echo), in one
+    # conversation; the bot's replies, the customer notices and timeline events come beside them.
+    posted = Message.objects.filter(conversation=conversation).filter(
+        Q(direction=Message.Direction.IN) | Q(sender_kind=Message.SenderKind.PHONE_APP)
+    )
+    stored = list(posted.values_list("wamid", "type"))
     assert len(stored) == len(SAMPLES) + len(extras) + 1, stored
     return conversation
