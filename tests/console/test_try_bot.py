@@ -243,3 +243,23 @@ def test_it_shows_a_models_tool_calls_tokens_cost_and_latency(people: Any, llm_b
     # The key went to the provider, never onto the page.
     assert llm_bot.api_key not in html
     assert stored() == before
+
+
+def test_it_shows_a_provider_failure_as_the_customer_would_meet_it(
+    people: Any, llm_bot: BotConfig, fake_openai
+) -> None:
+    # given: the provider answers 503 to every request
+    fake_openai.chat(*[fake.error(503) for _ in range(6)])
+    client = client_for(people.supervisor)
+
+    # when
+    response = client.post(URL, {"inbox": people.inbox.pk, "text": "Vocês abrem sábado?"})
+
+    # then: the customer would get an apology and a person; the page says why
+    html = said(response.content.decode())
+    (exchange,) = response.context["exchanges"]
+    assert exchange.result.handoff is True and exchange.result.reason == Handoff.Reason.BOT_FAILURE
+    assert exchange.result.reply
+    assert "Handed to a person</strong>: The bot failed" in html
+    assert '<p class="try-turn__error">Error:' in html
+    assert llm_bot.api_key not in html
