@@ -378,3 +378,40 @@ def test_it_searches_and_filters_the_knowledge_base(admin_client: Client, bot: B
 
     assert [entry.title for entry in found] == ["Formas de pagamento"]
     assert [entry.title for entry in inactive] == ["Endereço"]
+
+
+def _rows_for(model: str, n: int, inbox: Inbox, bot: BotConfig) -> None:
+    from bots.models import Lead
+
+    for i in range(n):
+        customer = Customer.objects.create(wa_id=f"55119{model[:3]}{Customer.objects.count():06d}", name=f"C{i}")
+        conversation = Conversation.objects.create(inbox=inbox, customer=customer, status=Conversation.Status.CLOSED)
+        if model == "botrun":
+            BotRun.objects.create(conversation=conversation, outcome="replied", engine="offline")
+        elif model == "lead":
+            Lead.objects.create(conversation=conversation, data={"name": f"C{i}", "service": "corte"})
+        elif model == "knowledgeentry":
+            KnowledgeEntry.objects.create(bot=bot, title=f"Pergunta {Customer.objects.count()}", body="r")
+        elif model == "holiday":
+            Holiday.objects.create(bot=bot, date=date(2030, 1, 2 + Customer.objects.count() % 27), name=f"H{i}")
+        elif model == "botconfig":
+            other = Inbox.objects.create(name=f"Caixa {customer.pk}", phone_number_id=f"PNID_{customer.pk}")
+            BotConfig.objects.create(inbox=other)
+
+
+@pytest.mark.parametrize("model", ["botconfig", "knowledgeentry", "holiday", "botrun", "lead"])
+def test_it_lists_rows_without_a_query_per_row(
+    admin_client: Client, bot: BotConfig, model: str, django_assert_num_queries: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    url = reverse(f"admin:bots_{model}_changelist")
+    _rows_for(model, 2, bot.inbox, bot)
+    admin_client.get(url)
+    with CaptureQueriesContext(connection) as few:
+        assert admin_client.get(url).status_code == 200
+    _rows_for(model, 6, bot.inbox, bot)
+
+    with django_assert_num_queries(len(few.captured_queries)):
+        admin_client.get(url)

@@ -184,3 +184,31 @@ def test_it_counts_each_attendants_open_conversations(admin_client: Client, team
 
     (row,) = listing.context["cl"].result_list
     assert row._open == 2
+
+
+def test_it_lists_handoffs_and_attendants_without_a_query_per_row(
+    admin_client: Client, team: Any, make_conversation: Any, django_assert_num_queries: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def add(n: int) -> None:
+        for _ in range(n):
+            user = User.objects.create_user(f"pessoa{User.objects.count()}", first_name="P")
+            Attendant.objects.create(user=user)
+            conversation = make_conversation(status=Status.ASSIGNED, assignee=user)
+            Handoff.objects.create(conversation=conversation, reason=Handoff.Reason.TOPIC, assignee=user)
+
+    urls = [reverse("admin:handoffs_handoff_changelist"), reverse("admin:handoffs_attendant_changelist")]
+    add(2)
+    counts = []
+    for url in urls:
+        admin_client.get(url)
+        with CaptureQueriesContext(connection) as few:
+            assert admin_client.get(url).status_code == 200
+        counts.append(len(few.captured_queries))
+    add(6)
+
+    for url, count in zip(urls, counts, strict=True):
+        with django_assert_num_queries(count):
+            admin_client.get(url)
