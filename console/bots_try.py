@@ -121,8 +121,6 @@ def try_bot(request: HttpRequest) -> HttpResponse:
         "error": "",
         "max_lines": MAX_LINES,
         "max_chars": MAX_CHARS,
-        # The frame's "Try the bot" and "Team" links, and the list column's supervisor tab.
-        "list_supervisor": True,
     }
     if request.method == "POST":
         texts, error = _lines(request)
