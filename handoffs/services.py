@@ -574,11 +574,16 @@ def open_handoff(conversation_id: int) -> Handoff | None:
 def mark_first_answered(conversation_id: int, when: Any = None) -> bool:
     """A person answered the customer (from the console or the phone app): the open handoff's
     ``first_answered``, the first time only. Returns whether it was set now."""
-    return bool(
-        Handoff.objects.filter(
-            conversation_id=conversation_id, closed__isnull=True, first_answered__isnull=True
-        ).update(first_answered=when or timezone.now(), updated=timezone.now())
-    )
+    with transaction.atomic():
+        changed = bool(
+            Handoff.objects.filter(
+                conversation_id=conversation_id, closed__isnull=True, first_answered__isnull=True
+            ).update(first_answered=when or timezone.now(), updated=timezone.now())
+        )
+        if changed:
+            # The open page's handoff packet redraws with its new time.
+            events.conversation_updated(Conversation.objects.get(pk=conversation_id))
+    return changed
 
 
 def record_reopen_by_customer(conversation_id: int) -> OwnershipChange | None:
@@ -618,6 +623,8 @@ def record_csat(handoff: Handoff | int, score: int) -> bool:
         locked.csat_score = score
         locked.csat_answered = timezone.now()
         locked.save(update_fields=["csat_score", "csat_answered", "updated"])
+        # The packet shows the rating: the open page redraws.
+        events.conversation_updated(Conversation.objects.get(pk=locked.conversation_id))
     if isinstance(handoff, Handoff):
         handoff.csat_score, handoff.csat_answered = locked.csat_score, locked.csat_answered
     return first

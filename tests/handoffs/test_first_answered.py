@@ -4,12 +4,14 @@ handoff (from the console, or from the phone app), once."""
 from __future__ import annotations
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.utils import timezone
 
-from conversations import outbound
+from conversations import events, outbound
 from conversations.models import Conversation, Message
 from handoffs import services
 from handoffs.models import Handoff
+from tests.layer_support import drain, subscribe
 
 pytest_plugins = ["tests.conftest_graph"]
 
@@ -62,3 +64,31 @@ def test_a_closed_handoff_is_not_touched(team, taken, fake_graph, django_capture
 
     assert services.mark_first_answered(taken.pk) is False
     assert Handoff.objects.get().first_answered is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_open_page_is_told_when_the_handoff_is_first_answered(team, taken, layer, fake_graph) -> None:
+    # given: a console listening to the conversation
+    channel = subscribe(layer, events.conversation_group(taken.pk))
+
+    # when
+    assert services.mark_first_answered(taken.pk) is True
+
+    # then: the packet redraws (a conversation.updated event); a second answer changes nothing
+    assert services.mark_first_answered(taken.pk) is False
+    received = async_to_sync(drain)(layer, channel)
+    assert [event["type"] for event in received] == ["conversation.updated"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_open_page_is_told_when_the_customer_rates(team, taken, layer, fake_graph) -> None:
+    # given
+    handoff = Handoff.objects.get(conversation=taken)
+    channel = subscribe(layer, events.conversation_group(taken.pk))
+
+    # when
+    services.record_csat(handoff, 5)
+
+    # then
+    received = async_to_sync(drain)(layer, channel)
+    assert [event["type"] for event in received] == ["conversation.updated"]
