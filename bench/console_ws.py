@@ -47,6 +47,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = os.environ.get("PYTHON", str(ROOT / ".venv" / "bin" / "python"))
@@ -368,7 +369,8 @@ async def latency(args: argparse.Namespace, stack: Stack, cookies: list[str], co
     # does the same): splits the latency into processing (webhook to event) and the console's
     # part (event to fragment).
     events: dict[int, float] = {}
-    readers.append(asyncio.ensure_future(subscribe(events)))
+    stop = asyncio.Event()
+    readers.append(asyncio.ensure_future(subscribe(events, stop)))
     results = []
     url = f"http://127.0.0.1:{args.http_port}/webhooks/whatsapp/"
     for rate in args.rates:
@@ -442,15 +444,19 @@ async def latency(args: argparse.Namespace, stack: Stack, cookies: list[str], co
             }
         )
         print(json.dumps(results[-1]), flush=True)
+    # The subscriber first: channels-redis's core layer can swallow the cancellation of a
+    # receive, and its task then never ends (asyncio.run waited for it forever).
+    stop.set()
     for reader in readers:
         reader.cancel()
+    await asyncio.wait(readers, timeout=10)
     for socket, _ in sockets:
         socket.close()
     await asyncio.sleep(2)
     return results
 
 
-async def subscribe(events: dict[int, float]) -> None:
+async def subscribe(events: dict[int, float], stop: asyncio.Event) -> None:
     import redis.exceptions
     from channels.layers import get_channel_layer
 
@@ -461,7 +467,7 @@ async def subscribe(events: dict[int, float]) -> None:
     layer = get_channel_layer()
     channel = await layer.new_channel()
     await layer.group_add(inbox_group(inbox_id), channel)
-    while True:
+    while not stop.is_set():
         try:
             event = await layer.receive(channel)
         except redis.exceptions.TimeoutError:
@@ -636,6 +642,19 @@ def write_doc(path: Path, section: str) -> None:
     path.write_text(text)
 
 
+def run_phase(coroutine: Any) -> Any:
+    """``asyncio.run`` without waiting for tasks left behind: a channels-redis receive whose
+    cancellation was swallowed (the core layer's, at times) kept asyncio.run waiting forever."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.run_until_complete(asyncio.sleep(0.5))
+        loop.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--attendants", type=int, default=100)
@@ -694,12 +713,12 @@ def main() -> None:
             if number:
                 stack.up()
             print(f"== (a) latency, {layer} layer", flush=True)
-            for row in asyncio.run(latency(args, stack, cookies, conversations)):
+            for row in run_phase(latency(args, stack, cookies, conversations)):
                 latencies.append({**row, "layer": layer})
         held = None
         if args.idle:
             print(f"== (b) idle sockets ({args.layers[-1]} layer)", flush=True)
-            held = asyncio.run(idle(args, stack, idle_cookies))
+            held = run_phase(idle(args, stack, idle_cookies))
             held["layer"] = args.layers[-1]
             print(json.dumps(held), flush=True)
         section = report(latencies, held, args)
