@@ -55,7 +55,9 @@ def test_it_sends_a_template_from_the_composer_after_the_window(server: Server, 
     expect(sent.locator(".tick--sent, .tick--delivered, .tick--read")).to_have_count(1, timeout=15_000)
     [(status, kind)] = query(
         server,
-        "SELECT status, type FROM conversations_message WHERE conversation_id = ? AND direction = 'out'",
+        # the attendant's template (the bot answered the customer's first message too)
+        "SELECT status, type FROM conversations_message WHERE conversation_id = ? AND direction = 'out' "
+        "AND sender_kind = 'attendant'",
         conversation_id,
     )
     assert kind == "template"
