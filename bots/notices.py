@@ -290,5 +290,11 @@ def on_ownership_changed(sender: Any, *, conversation_id: int, action: str, to_s
 
 
 @receiver(signals.message_received, dispatch_uid="bots.notices.rating")
-def on_message_received(sender: Any, *, message_id: int, **kwargs: Any) -> None:
+def on_message_received(
+    sender: Any, *, message_id: int, status: str | None = None, type: str = "", **kwargs: Any
+) -> None:
+    # A rating is a tapped list row recorded in the closed conversation that asked for it
+    # (intake's answers in place): any other message needs no look.
+    if status is not None and (status != Conversation.Status.CLOSED or type != "interactive"):
+        return
     take_rating(message_id)

@@ -8,12 +8,14 @@ reply task answers only what is still unanswered, under a lease).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
-from bots import pipeline
+from bots import pipeline, services
 from bots.models import BotConfig, BotState
 from conversations import jobs, signals
 from conversations.models import Conversation, Message
@@ -24,16 +26,45 @@ def _with_bot(conversation_id: int) -> bool:
     return Conversation.objects.filter(pk=conversation_id, status=Conversation.Status.BOT).exists()
 
 
+# Each inbox's burst wait, read once per process and this often again: every customer message
+# of a bot-owned conversation needs it, and it rarely changes (a saved BotConfig clears it here).
+BURST_CACHE_SECONDS = 30.0
+_bursts: dict[int, tuple[float, float]] = {}
+
+
+def _burst_seconds(inbox_id: int) -> float:
+    now = time.monotonic()
+    cached = _bursts.get(inbox_id)
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    burst = BotConfig.objects.filter(inbox_id=inbox_id).values_list("burst_seconds", flat=True).first()
+    burst = float(BotConfig._meta.get_field("burst_seconds").default if burst is None else burst)
+    _bursts[inbox_id] = (burst, now + BURST_CACHE_SECONDS)
+    return burst
+
+
+@receiver(post_save, sender=BotConfig, dispatch_uid="bots.forget_burst")
+@receiver(post_delete, sender=BotConfig, dispatch_uid="bots.forget_burst_deleted")
+def forget_burst(sender: Any, instance: BotConfig, **kwargs: Any) -> None:
+    _bursts.pop(instance.inbox_id, None)
+
+
 def queue_reply(conversation_id: int, inbox_id: int) -> None:
     """Queue the bot's turn a burst's moment from now: lines typed meanwhile get one reply."""
-    burst = BotConfig.objects.filter(inbox_id=inbox_id).values_list("burst_seconds", flat=True).first()
-    burst = BotConfig._meta.get_field("burst_seconds").default if burst is None else burst
-    jobs.enqueue_on_commit(pipeline.REPLY_TASK, conversation_id, countdown=max(0.0, float(burst)))
+    jobs.enqueue_on_commit(pipeline.REPLY_TASK, conversation_id, countdown=max(0.0, _burst_seconds(inbox_id)))
 
 
 @receiver(signals.message_received, dispatch_uid="bots.reply_to_message")
-def reply_to_message(sender: Any, *, conversation_id: int, inbox_id: int, **kwargs: Any) -> None:
-    if _with_bot(conversation_id):
+def reply_to_message(
+    sender: Any, *, conversation_id: int, inbox_id: int, status: str | None = None, type: str = "", **kwargs: Any
+) -> None:
+    # Intake says who owned the conversation and what the message is: a conversation with a
+    # person, or a reaction/edit/deletion, needs no query and no task (the bot answers neither).
+    if type in services.SKIPPED_TYPES:
+        return
+    if status is not None and status != Conversation.Status.BOT:
+        return
+    if status is not None or _with_bot(conversation_id):
         queue_reply(conversation_id, inbox_id)
 
 

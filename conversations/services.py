@@ -456,7 +456,15 @@ def record_message(
         (Message.Direction.OUT, Message.SenderKind.PHONE_APP): signals.echo_received,
     }.get((message.direction, message.sender_kind))
     if announce is not None:
-        signals.send_on_commit(announce, message_id=message.pk, conversation_id=home.pk, inbox_id=home.inbox_id)
+        # What receivers decide by (who owns it, what kind of message), so most need no query.
+        signals.send_on_commit(
+            announce,
+            message_id=message.pk,
+            conversation_id=home.pk,
+            inbox_id=home.inbox_id,
+            status=home.status,
+            type=message.type,
+        )
     if new.media_id:
         jobs.enqueue_on_commit(jobs.DOWNLOAD_MEDIA, message.pk)
     return message, True

@@ -18,10 +18,12 @@ from django.dispatch import Signal
 
 logger = logging.getLogger(__name__)
 
-# A new inbound message from the customer: message_id, conversation_id, inbox_id.
+# A new inbound message from the customer: message_id, conversation_id, inbox_id, and the
+# conversation's status and the message's type when it was stored (receivers that only care
+# about some conversations or types decide without a query).
 message_received = Signal()
 # Someone at the business answered from the WhatsApp Business app on the phone:
-# message_id, conversation_id, inbox_id.
+# message_id, conversation_id, inbox_id, status, type.
 echo_received = Signal()
 # A conversation was opened by intake, or a closed one reopened by the customer's new message
 # (``Inbox.reopen_hours``): conversation_id, inbox_id, customer_id, reopened.

@@ -67,7 +67,13 @@ def test_it_announces_a_new_message_once_through_retries_duplicates_and_replays(
     # then
     message = Message.objects.get()
     assert heard["received"].calls == [
-        {"message_id": message.pk, "conversation_id": message.conversation_id, "inbox_id": inbox.pk}
+        {
+            "message_id": message.pk,
+            "conversation_id": message.conversation_id,
+            "inbox_id": inbox.pk,
+            "status": "bot",
+            "type": "text",
+        }
     ]
     assert heard["echo"].calls == []
 
@@ -149,7 +155,13 @@ def test_it_announces_an_echo_as_an_echo_once(inbox, post_webhook, heard) -> Non
     # then
     echo = Message.objects.get()
     assert heard["echo"].calls == [
-        {"message_id": echo.pk, "conversation_id": echo.conversation_id, "inbox_id": inbox.pk}
+        {
+            "message_id": echo.pk,
+            "conversation_id": echo.conversation_id,
+            "inbox_id": inbox.pk,
+            "status": "queued",
+            "type": "text",
+        }
     ]
     assert heard["received"].calls == []
 
