@@ -311,7 +311,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
                 self._arm_lists()
 
     async def _send_batch(self, batch: live.Batch) -> None:
-        html = await _renderer().render(self.request, self.conversation_id, batch)
+        html = await _renderer(batch.has_urgent()).render(self.request, self.conversation_id, batch)
         if html:
             await self.send(text_data=html)
 
@@ -321,7 +321,11 @@ class _Renderer:
     event reaches all the consoles of its inbox at once, and each wakes up wanting the same
     rows and messages. Batches queue here while a round runs; the next round takes them all,
     in one trip to a database thread: one access answer for every socket
-    (``access.who_may_see``), each fragment rendered once (``live.render_batches``)."""
+    (``access.who_may_see``), each fragment rendered once (``live.render_batches``).
+
+    Two of them per process, side by side (``_renderer``): one for batches with the open
+    conversation's fragments (a message, a header, a toast), one for list rows and counters
+    only, so a message never waits for a list tick's round of every socket."""
 
     def __init__(self) -> None:
         self.queue: list[tuple[Any, int | None, live.Batch, asyncio.Future]] = []
@@ -335,19 +339,10 @@ class _Renderer:
         return await future
 
     async def _rounds(self) -> None:
-        deferred = False
         while self.queue:
             # The other sockets woken by the same event join this round.
             await asyncio.sleep(0)
             items, self.queue = self.queue, []
-            urgent = [item for item in items if item[2].has_urgent()]
-            if urgent and len(urgent) < len(items) and not deferred:
-                # A message goes before a tick's list rows (never twice in a row: lists wait
-                # one round at most).
-                self.queue = [item for item in items if not item[2].has_urgent()] + self.queue
-                items, deferred = urgent, True
-            else:
-                deferred = False
             try:
                 # Off the shared thread: a round does not wait behind a socket's sync.
                 results = await database_sync_to_async(live.render_batches, thread_sensitive=RENDER_THREAD_SENSITIVE)(
@@ -362,14 +357,16 @@ class _Renderer:
                     future.set_result(html)
 
 
-_renderers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Renderer] = weakref.WeakKeyDictionary()
+_renderers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool, _Renderer]] = weakref.WeakKeyDictionary()
 
 
-def _renderer() -> _Renderer:
-    loop = asyncio.get_running_loop()
-    found = _renderers.get(loop)
+def _renderer(urgent: bool) -> _Renderer:
+    """This event loop's renderer for batches with the open conversation's fragments
+    (``urgent``), or for list rows and counters only."""
+    lanes = _renderers.setdefault(asyncio.get_running_loop(), {})
+    found = lanes.get(urgent)
     if found is None:
-        found = _renderers[loop] = _Renderer()
+        found = lanes[urgent] = _Renderer()
     return found
 
 

@@ -20,6 +20,7 @@ see after an ownership change is removed by id (``#gone``: ids only, no customer
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -183,6 +184,9 @@ class _Shared:
 
     def __init__(self) -> None:
         self.entries: dict[tuple, tuple[float, str]] = {}
+        # Two rounds render side by side (console/consumers.py: messages, lists): the pruning
+        # below must not iterate while the other thread inserts.
+        self.lock = threading.Lock()
 
     def has(self, key: tuple) -> bool:
         return self.peek(key) is not None
@@ -197,11 +201,12 @@ class _Shared:
         if found is not None and found[0] > now:
             return found[1]
         html = make()
-        if len(self.entries) > SHARED_MAX:
-            self.entries = {k: v for k, v in self.entries.items() if v[0] > now}
+        with self.lock:
             if len(self.entries) > SHARED_MAX:
-                self.entries.clear()
-        self.entries[key] = (now + SHARED_SECONDS, html)
+                self.entries = {k: v for k, v in self.entries.items() if v[0] > now}
+                if len(self.entries) > SHARED_MAX:
+                    self.entries.clear()
+            self.entries[key] = (now + SHARED_SECONDS, html)
         return html
 
 
