@@ -91,7 +91,7 @@ def test_it_switches_to_production_with_database_and_redis_urls() -> None:
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout)
     assert values["engine"] == "django.db.backends.postgresql"
-    assert values["layer"] == "channels_redis.core.RedisChannelLayer"
+    assert values["layer"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
     assert values["eager"] is False
     assert values["broker"] == "redis://127.0.0.1:6379/3"
     assert values["production"] is True
