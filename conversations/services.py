@@ -384,7 +384,7 @@ ACTION_TARGET_KEY = {"reaction": "message_id", "edit": "original_message_id", "r
 
 
 def record_message(
-    inbox: Inbox, identity: Identity, new: NewMessage, *, event_id: int | None = None
+    inbox: Inbox, identity: Identity, new: NewMessage, *, event_id: int | None = None, history: bool = False
 ) -> tuple[Message, bool]:
     """Store one inbound or echoed message exactly once (unique wamid) and apply what it means.
 
@@ -395,7 +395,8 @@ def record_message(
     transaction. Anything else joins the customer's open conversation or opens one: owned by the
     bot for the customer's own message, by the queue for an echo.
 
-    Must run inside a transaction. Returns (message, created).
+    Must run inside a transaction. Returns (message, created). ``history=True`` stores past
+    messages being loaded (seed_demo) without announcing them: nobody reacts to history.
 
     Steady state (customer and open conversation exist, a plain new message): four queries.
     The open conversation is locked first, which serialises one customer's intake, so the
@@ -455,7 +456,9 @@ def record_message(
         (Message.Direction.IN, Message.SenderKind.CUSTOMER): signals.message_received,
         (Message.Direction.OUT, Message.SenderKind.PHONE_APP): signals.echo_received,
     }.get((message.direction, message.sender_kind))
-    if announce is not None:
+    # History being loaded (seed_demo's sample chats, bot replies included) is not news: nobody
+    # (the bot, the handoffs) reacts to it as to a message arriving now.
+    if announce is not None and not history:
         # What receivers decide by (who owns it, what kind of message), so most need no query.
         signals.send_on_commit(
             announce,

@@ -336,7 +336,7 @@ class Command(BaseCommand):
             # One transaction per chat: record_message locks the conversation row.
             with transaction.atomic():
                 for item in chat.messages:
-                    services.record_message(inbox, identity, _new_message(chat, item, now))
+                    services.record_message(inbox, identity, _new_message(chat, item, now), history=True)
 
     def _counts(self) -> dict[str, int]:
         return {
