@@ -42,7 +42,7 @@ def decide(turn: Turn) -> Decision:
     engine = BotRun.Engine.LLM if config.uses_llm else BotRun.Engine.OFFLINE
     if any(line.choice_id == HUMAN_CHOICE for line in turn.new):
         # The menu's "talk to an attendant" button, in any language it was rendered in.
-        return Decision(engine=engine, handoff=HandoffRequest(reason=Handoff.Reason.CUSTOMER_REQUEST, detail="menu"))
+        return Decision(engine=engine, handoff=HandoffRequest(reason=Handoff.Reason.CUSTOMER_REQUEST))
     # What the customer typed: a tapped topic's title ("Política de cancelamento") is a choice
     # from our own menu, not a request to cancel.
     typed = "\n".join(line.text for line in turn.new if line.text and not line.choice_id).strip()

@@ -55,8 +55,12 @@ STOPWORDS = _words(
     preciso saber informar informacao informacoes duvida oi ola bom boa dia tarde noite tudo obrigado favor por
     ai aqui la entao ne the of and or to in is are do you i what how faz fazem fazer fazemos trabalham trabalha
     trabalhar oferecem oferece realizam realiza atendem atende
+    nao precisa chamar atendente atendentes humano robo bot
+    vi vimos anuncio anuncios propaganda instagram insta facebook face tiktok post postagem story stories
     """
 )
+# (The last line: where a customer saw the business, "vi no anúncio do Instagram", says nothing
+# about what they want to know, and customers coming from an ad always say it.)
 # Words that say what kind of answer is wanted (a price) rather than about what: "valor da manicure"
 # is about the manicure.
 GENERIC = _words(

@@ -171,9 +171,7 @@ def _chosen(config: BotConfig, line: Line) -> Decision | None:
     if choice == HUMAN_CHOICE:
         return Decision(
             engine=ENGINE,
-            handoff=HandoffRequest(
-                reason=Handoff.Reason.CUSTOMER_REQUEST, priority=Handoff.Priority.NORMAL, detail="menu"
-            ),
+            handoff=HandoffRequest(reason=Handoff.Reason.CUSTOMER_REQUEST, priority=Handoff.Priority.NORMAL),
         )
     if choice == MENU_CHOICE:
         return Decision(engine=ENGINE, menu=build_menu(config))

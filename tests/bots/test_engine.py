@@ -27,6 +27,8 @@ from tests.fake_openai import (
 )
 
 pytest_plugins = ["tests.conftest_openai"]
+# The texts asserted below are the English msgids (pt-BR is the default language).
+pytestmark = pytest.mark.usefixtures("english")
 
 # Monday 2026-03-02 14:30 in São Paulo (UTC-3, no daylight saving).
 NOW = datetime(2026, 3, 2, 17, 30, tzinfo=UTC)
