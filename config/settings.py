@@ -270,6 +270,9 @@ CELERY_TASK_ROUTES = {
     "handoffs.tasks.*": {"queue": "celery"},
 }
 WEBHOOK_DISPATCH_SECONDS = env_float("WEBHOOK_DISPATCH_SECONDS", 1.0)
+# Webhook processing commits without waiting for the disk (conversations/processing.py says
+# why that loses nothing: the stored events are the durable input, applied again after a crash).
+WEBHOOK_PROCESSING_ASYNC_COMMIT = env_bool("WEBHOOK_PROCESSING_ASYNC_COMMIT", True)
 
 # --- Bots and handoffs --------------------------------------------------------------------
 # A bot turn holds its conversation this long at most (longer than any provider timeout); a

@@ -708,3 +708,39 @@ def test_it_hands_over_after_its_time_budget(inbox, settings) -> None:
     # then: one batch, and the caller is told to queue the next wake-up
     assert (applied, more) == (1, True)
     assert WebhookEvent.objects.filter(state="pending").count() == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_batch_commits_without_waiting_for_the_disk(inbox, settings) -> None:
+    # given: a due event
+    stored(text_payload("wamid.ASYNC1"))
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        before = cursor.fetchone()[0]
+
+    # when: a batch applies it (SET LOCAL: the setting lasts until the transaction ends)
+    with transaction.atomic():
+        processing.process_batch()
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            inside = cursor.fetchone()[0]
+
+    # then
+    assert (before, inside) == ("on", "off")
+    assert Message.objects.filter(wamid="wamid.ASYNC1").exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_batch_commit_waits_for_the_disk_when_configured(inbox, settings) -> None:
+    settings.WEBHOOK_PROCESSING_ASYNC_COMMIT = False
+    stored(text_payload("wamid.ASYNC2"))
+
+    with transaction.atomic():
+        processing.process_batch()
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            inside = cursor.fetchone()[0]
+
+    assert inside == "on"
