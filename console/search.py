@@ -23,7 +23,8 @@ from typing import Any
 
 from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import connection
-from django.db.models import Exists, Func, OuterRef, Q, QuerySet, Value
+from django.db.models import BooleanField, Exists, Func, OuterRef, Q, QuerySet, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -38,6 +39,17 @@ SNIPPET_CHARS = 120
 # Above this many matching messages (the planner's estimate), a search walks the list instead
 # of collecting every match (see ``matching``).
 COMMON_MATCHES = 5000
+
+
+def _any_of(column: str, ids: list[int]) -> Q:
+    """``column = ANY(%s)`` with the ids as ONE array parameter: as ``__in`` Django resolves
+    and the driver splits one placeholder per id, which for a few thousand matches cost more
+    CPU (about 100 ms for 8,800) than the whole rest of the page."""
+    table = Conversation._meta.db_table
+    sql = f'"{table}"."{column}" = ANY(%s::bigint[])'
+    return Q(RawSQL(sql, (ids,), output_field=BooleanField()))  # noqa: S611 - our column names; the ids are a bound parameter
+
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -124,7 +136,7 @@ def matching(text: str) -> Q | None:
         conversation_ids: list[int] = []
         for kind, pk in found_ids:
             (customer_ids if kind == 1 else conversation_ids).append(pk)
-        return Q(customer_id__in=sorted(customer_ids)) | Q(pk__in=sorted(conversation_ids))
+        return _any_of("customer_id", sorted(customer_ids)) | _any_of("id", sorted(conversation_ids))
     # A common word ("pedido" is in a fifth of a shop's messages): fetching every match to show
     # 25 conversations is the slow way. Walk the list in its order instead, checking each
     # conversation's own few messages, until the page is full. The correlation is a range on
