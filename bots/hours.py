@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.conf import settings
 from django.db.models import Q
 from django.utils import formats
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext
 
 from bots.models import BotConfig, BusinessHours, Holiday
 
@@ -115,7 +115,7 @@ def _clock(value: time) -> str:
 
 def _describe_day(intervals: list[tuple[time, time]]) -> str:
     if not intervals:
-        return gettext("closed")
+        return pgettext("business day", "closed")
     return ", ".join(f"{_clock(opens)}–{_clock(closes)}" for opens, closes in intervals)
 
 

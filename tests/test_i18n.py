@@ -32,10 +32,13 @@ def test_it_compiled_the_catalogue() -> None:
     # `make messages` otherwise).
     with CATALOGUE.with_suffix(".mo").open("rb") as handle:
         compiled = gettext.GNUTranslations(handle)
-    pairs = re.findall(r'^msgid "(.+)"\nmsgstr "(.+)"$', CATALOGUE.read_text(), flags=re.M)
-    assert len(pairs) > 100
-    for msgid, msgstr in pairs:
-        assert compiled.gettext(msgid.replace('\\"', '"')) == msgstr.replace('\\"', '"')
+    entries = re.findall(r'^(?:msgctxt "(.*)"\n)?msgid "(.+)"\nmsgstr "(.+)"$', CATALOGUE.read_text(), flags=re.M)
+    assert len(entries) > 100
+    for context, msgid, msgstr in entries:
+        msgid, msgstr = msgid.replace('\\"', '"'), msgstr.replace('\\"', '"')
+        # An entry with a context ("Open" as a verb) is looked up with it, as pgettext does.
+        found = compiled.pgettext(context, msgid) if context else compiled.gettext(msgid)
+        assert found == msgstr, (context, msgid)
 
 
 def test_it_speaks_portuguese_by_default_and_english_on_request(settings) -> None:

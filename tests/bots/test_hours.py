@@ -175,3 +175,13 @@ def test_it_describes_the_week_grouping_equal_days(config, english) -> None:
     assert "Sunday: closed" in text
     assert "Inventário" in text
     assert "America/Sao_Paulo" in text
+
+
+def test_a_closed_day_reads_fechado_in_portuguese(config) -> None:
+    from django.utils import translation
+
+    with translation.override("pt-br"):
+        text = hours.describe_hours(config, at=local(2025, 6, 11, 10))
+
+    assert "domingo: fechado" in text.lower()
+    assert "encerrada" not in text
