@@ -79,7 +79,7 @@ class GraphSink:
                 with sink._lock:
                     number = next(sink._counter)
                     if data.get("to"):
-                        sink.sends.append((arrived, str(data["to"]), kind))
+                        sink.sends.append((arrived, str(data["to"]).lstrip("+"), kind))
                 answer = {"messaging_product": "whatsapp", "success": True}
                 if data.get("to"):
                     answer = {
@@ -392,6 +392,8 @@ def main() -> None:
     parser.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args()
+    # A TERM (timeout, kill) still stops the servers: the finally below runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     sys.path.insert(0, str(ROOT))
     from tests.fake_openai import FakeOpenAI
