@@ -51,7 +51,12 @@ def forget_burst(sender: Any, instance: BotConfig, **kwargs: Any) -> None:
 
 def queue_reply(conversation_id: int, inbox_id: int) -> None:
     """Queue the bot's turn a burst's moment from now: lines typed meanwhile get one reply."""
-    jobs.enqueue_on_commit(pipeline.REPLY_TASK, conversation_id, countdown=max(0.0, _burst_seconds(inbox_id)))
+    burst = _burst_seconds(inbox_id)
+    if burst > 0:
+        jobs.enqueue_on_commit(pipeline.REPLY_TASK, conversation_id, countdown=burst)
+    else:
+        # No wait configured: a plain task, not one with an ETA the worker holds in its timer.
+        jobs.enqueue_on_commit(pipeline.REPLY_TASK, conversation_id)
 
 
 @receiver(signals.message_received, dispatch_uid="bots.reply_to_message")
