@@ -19,7 +19,7 @@ from handoffs import services
 from handoffs.models import Handoff
 from tests.conftest import envelope, text_payload
 
-pytest_plugins = ["tests.conftest_graph", "tests.bots.handoff_support"]
+pytest_plugins = ["tests.conftest_graph"]
 
 Status = Conversation.Status
 WA_ID = "5511987654321"

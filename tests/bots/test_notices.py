@@ -16,7 +16,7 @@ from conversations.models import Conversation, Message
 from handoffs import services
 from handoffs.models import Attendant, Handoff
 
-pytest_plugins = ["tests.conftest_graph", "tests.bots.handoff_support"]
+pytest_plugins = ["tests.conftest_graph"]
 
 Status = Conversation.Status
 Reason = Handoff.Reason
