@@ -4,17 +4,16 @@ with two runs at once."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from conversations.models import Conversation
 from handoffs import services
 from handoffs.models import Attendant, Handoff, OwnershipChange
+from tests.race_support import run_together
 
 Status = Conversation.Status
 Online, Away, Offline = Attendant.Presence.ONLINE, Attendant.Presence.AWAY, Attendant.Presence.OFFLINE
@@ -202,27 +201,6 @@ def test_the_position_and_estimate_follow_recent_handling(team, make_conversatio
     Attendant.objects.update(presence=Online)
     assert services.wait_estimate(team.inbox.pk, position=3) == timedelta(minutes=8)
     assert services.wait_estimate(team.other_inbox.pk) is None
-
-
-def run_together(*calls: Any) -> list[Any]:
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(index: int, call: Any) -> None:
-        try:
-            barrier.wait()
-            results[index] = call()
-        except Exception as error:
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return results
 
 
 @pytest.mark.postgres

@@ -6,8 +6,6 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 from django.db import connection, transaction
@@ -17,30 +15,9 @@ from conversations.models import Conversation
 from handoffs import services
 from handoffs.models import OwnershipChange
 from handoffs.services import TransitionRefused
+from tests.race_support import run_together
 
 Status = Conversation.Status
-
-
-def run_together(*calls: Callable[[], Any]) -> list[Any]:
-    """Run each call in its own thread (its own database connection), released at once."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(index: int, call: Callable[[], Any]) -> None:
-        try:
-            barrier.wait()
-            results[index] = call()
-        except Exception as error:
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return results
 
 
 @pytest.mark.postgres
