@@ -29,13 +29,10 @@ Target: p50 <= 50 ms of our own overhead.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import secrets
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,6 +40,8 @@ import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from bench import console_ws
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = os.environ.get("PYTHON", str(ROOT / ".venv" / "bin" / "python"))
@@ -111,53 +110,15 @@ class GraphSink:
         return first
 
 
-class Stack:
+class Stack(console_ws.Stack):
+    """bench/console_ws.py's production setup (environment, fresh database, process groups),
+    with the Graph API at the sink and this bench's own processes."""
+
     def __init__(self, args: argparse.Namespace, graph_url: str) -> None:
-        self.args = args
+        super().__init__(args)
         self.work = Path(tempfile.mkdtemp(prefix="atende-bot-bench."))
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.env = dict(os.environ)
-        self.env.update(
-            {
-                "DATABASE_URL": f"{args.pg_url}/{args.db}",
-                "REDIS_URL": args.redis,
-                "CHANNELS_PREFIX": "benchbot",
-                "SECRET_KEY": "bench-" + secrets.token_hex(24),
-                "SECURE_SSL_REDIRECT": "false",
-                "SECURE_COOKIES": "false",
-                "DJANGO_SETTINGS_MODULE": "config.settings",
-                "ALLOWED_HOSTS": "127.0.0.1,localhost",
-                "WHATSAPP_PHONE_NUMBER_ID": "109999999999999",
-                "WHATSAPP_DISPLAY_NUMBER": "15550000000",
-                "WHATSAPP_WABA_ID": "100000000000000",
-                "WHATSAPP_ACCESS_TOKEN": "bench-token-" + secrets.token_hex(8),
-                "WHATSAPP_APP_SECRET": secrets.token_hex(16),
-                "WHATSAPP_VERIFY_TOKEN": "bench-verify-" + secrets.token_hex(8),
-                "WHATSAPP_GRAPH_URL": graph_url,
-                "GUNICORN_BIND": f"127.0.0.1:{args.http_port}",
-                "GUNICORN_MAX_REQUESTS": "0",
-                "PYTHONDONTWRITEBYTECODE": "1",
-            }
-        )
+        self.env.update({"CHANNELS_PREFIX": "benchbot", "WHATSAPP_GRAPH_URL": graph_url})
         os.environ.update(self.env)
-
-    def run(self, *command: str) -> None:
-        subprocess.run(command, cwd=ROOT, env=self.env, check=True)
-
-    def start(self, name: str, *command: str) -> None:
-        log = (self.work / f"{name}.log").open("wb")
-        self.procs[name] = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    def fresh(self) -> None:
-        import psycopg
-
-        with psycopg.connect(f"{self.args.pg_url}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.args.db}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{self.args.db}"')
-        self.run("redis-cli", "-u", self.args.redis, "flushdb")
-        self.run(PY, "manage.py", "migrate", "--noinput", "-v0")
 
     def up(self) -> None:
         celery = [PY, "-m", "celery", "-A", "config", "worker", "--loglevel", "WARNING"]
@@ -174,17 +135,6 @@ class Stack:
             except Exception:
                 time.sleep(0.5)
         time.sleep(4)
-
-    def down(self) -> None:
-        for proc in self.procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        subprocess.run(["redis-cli", "-u", self.args.redis, "flushdb"], capture_output=True, check=False)
 
 
 def configure_bot(provider_url: str) -> None:
