@@ -24,7 +24,7 @@ from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
@@ -33,7 +33,7 @@ from bots.models import BotConfig, BotRun, BotState
 from bots.turn import Decision, HandoffRequest, Menu, Turn
 from conversations import jobs, outbound
 from conversations import services as conversation_services
-from conversations.models import Conversation, Inbox, Message
+from conversations.models import Conversation, Message
 from handoffs import services as handoff_services
 from handoffs.models import Handoff, OwnershipChange
 
@@ -54,6 +54,8 @@ class TurnResult:
     run: BotRun
     decision: Decision
     sent: list[Message]
+    # The cursor as the turn left it: what comes after it is still unanswered.
+    handled_through: int = 0
 
 
 # --- The unanswered messages --------------------------------------------------------------------
@@ -84,18 +86,27 @@ def _eager() -> bool:
 def _claim(conversation_id: int, now: datetime) -> BotState | None:
     """Take the conversation's lease (the state comes back with its ``lease_token``), or None
     while another live turn holds it. A lease past its time belongs to a worker that died (or
-    hangs): taken over."""
-    with transaction.atomic():
-        state = BotState.objects.select_for_update().filter(pk=conversation_id).first()
-        if state is None:
-            BotState.objects.get_or_create(conversation_id=conversation_id)
-            state = BotState.objects.select_for_update().get(pk=conversation_id)
-        if state.lease_token and state.lease_until and state.lease_until > now:
-            return None
-        state.lease_token = uuid.uuid4().hex
-        state.lease_until = now + timedelta(seconds=settings.BOT_LEASE_SECONDS)
-        state.save(update_fields=["lease_token", "lease_until", "updated"])
-    return state
+    hangs): taken over. One statement: the state is created with the lease on the
+    conversation's first turn, or updated only where no live lease holds it."""
+    token = uuid.uuid4().hex
+    until = now + timedelta(seconds=settings.BOT_LEASE_SECONDS)
+    at = connection.ops.adapt_datetimefield_value
+    claimed = list(BotState.objects.raw(_CLAIM_SQL, [conversation_id, at(until), token, at(now), at(now)]))
+    return claimed[0] if claimed else None
+
+
+# bots_botstate is BotState's table. SQLite (3.35+) and PostgreSQL both take this statement.
+_CLAIM_SQL = """
+    INSERT INTO bots_botstate
+        (conversation_id, handled_through, turns, lease_until, lease_token, out_of_hours_notified, updated)
+    VALUES (%s, 0, 0, %s, %s, NULL, %s)
+    ON CONFLICT (conversation_id) DO UPDATE
+        SET lease_until = excluded.lease_until, lease_token = excluded.lease_token, updated = excluded.updated
+        WHERE bots_botstate.lease_token = ''
+            OR bots_botstate.lease_until IS NULL
+            OR bots_botstate.lease_until <= %s
+    RETURNING conversation_id, handled_through, turns, lease_until, lease_token, out_of_hours_notified, updated
+"""
 
 
 def _release(conversation_id: int, token: str) -> None:
@@ -175,15 +186,18 @@ def _bot_owner_since(conversation: Conversation) -> datetime:
 
 def _person_wrote(conversation: Conversation) -> str:
     """ "phone_app" or "attendant" when a person wrote to the customer since the bot got the
-    conversation, else ""."""
-    kinds = set(
+    conversation, else "". One query when no person ever wrote in it (most conversations)."""
+    written = list(
         Message.objects.filter(
             conversation=conversation,
             direction=Message.Direction.OUT,
             sender_kind__in=[Message.SenderKind.ATTENDANT, Message.SenderKind.PHONE_APP],
-            created__gte=_bot_owner_since(conversation),
-        ).values_list("sender_kind", flat=True)
+        ).values_list("sender_kind", "created")
     )
+    if not written:
+        return ""
+    since = _bot_owner_since(conversation)
+    kinds = {kind for kind, created in written if created >= since}
     if Message.SenderKind.PHONE_APP in kinds:
         return Message.SenderKind.PHONE_APP
     return Message.SenderKind.ATTENDANT if kinds else ""
@@ -243,12 +257,16 @@ def run(conversation_id: int, *, now: datetime | None = None, wait_for_burst: bo
         # Another turn is at work; it looks for messages that came in meanwhile when it ends.
         return None
     result = None
-    try:
-        result = _turn(conversation, config, state, now, started, wait_for_burst=wait_for_burst)
-    finally:
-        _release(conversation_id, state.lease_token)
+    # The reply goes to Meta from here once committed, with no hop through the sending queue.
+    with outbound.delivered_here():
+        try:
+            result = _turn(conversation, config, state, now, started, wait_for_burst=wait_for_burst)
+        finally:
+            if result is None:
+                # A recorded turn gave its lease back in the same transaction.
+                _release(conversation_id, state.lease_token)
     if result is not None and result.run.outcome != Outcome.DROPPED and not _in_atomic():
-        _follow_up(conversation_id, config)
+        _follow_up(conversation_id, config, result.handled_through)
     return result
 
 
@@ -256,13 +274,10 @@ def _in_atomic() -> bool:
     return transaction.get_connection().in_atomic_block
 
 
-def _follow_up(conversation_id: int, config: BotConfig) -> None:
+def _follow_up(conversation_id: int, config: BotConfig, handled_through: int) -> None:
     """Lines the customer sent while this turn was thinking found the lease taken and gave up:
     answer them now (one more turn, which itself waits for the burst)."""
-    state = BotState.objects.filter(pk=conversation_id).values_list("handled_through", flat=True).first()
-    if state is None:
-        return
-    if unanswered(conversation_id, state).exists():
+    if unanswered(conversation_id, handled_through).exists():
         jobs.enqueue(REPLY_TASK, conversation_id, countdown=config.burst_seconds)
 
 
@@ -307,7 +322,7 @@ def _turn(
             decision.reply = notices.out_of_hours_text(config, opens_next, now)
         return _finish(conversation, token, newest, decision, started, out_of_hours=True)
 
-    _typing(conversation, newest)
+    _typing(config, conversation, newest)
     if config.transcription_model:
         _transcribe(config, pending)
         pending = list(unanswered(conversation.pk, state.handled_through).filter(id__lte=newest.pk))
@@ -381,10 +396,11 @@ def _ensure_audio_answered(turn: Turn, decision: Decision) -> None:
         decision.handoff = HandoffRequest(reason=Handoff.Reason.AUDIO, priority=Handoff.Priority.NORMAL)
 
 
-def _typing(conversation: Conversation, latest: Message) -> None:
+def _typing(config: BotConfig, conversation: Conversation, latest: Message) -> None:
     """WhatsApp's typing indicator while the bot thinks: nice, never needed. WhatsApp shows it
-    only with a read receipt, so an inbox that sends none shows no typing either."""
-    if not Inbox.objects.filter(pk=conversation.inbox_id, read_receipts=True).exists():
+    only with a read receipt, so an inbox that sends none shows no typing either (the inbox
+    came fresh with the configuration)."""
+    if not config.inbox.read_receipts:
         return
     latest.conversation = conversation
     try:
@@ -444,10 +460,14 @@ def _finish(
                 state.out_of_hours_notified = None
         elif sent:
             state.out_of_hours_notified = timezone.now()
-        state.save(update_fields=["handled_through", "turns", "out_of_hours_notified", "updated"])
+        # The lease is given back with the turn's outcome (the turn is over once this commits).
+        state.lease_token, state.lease_until = "", None
+        state.save(
+            update_fields=["handled_through", "turns", "out_of_hours_notified", "lease_token", "lease_until", "updated"]
+        )
         run.latency_ms = int((time.monotonic() - started) * 1000)
         run.save()
-    return TurnResult(run=run, decision=decision, sent=sent)
+    return TurnResult(run=run, decision=decision, sent=sent, handled_through=state.handled_through)
 
 
 def _copy_usage(run: BotRun, decision: Decision) -> None:

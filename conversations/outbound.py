@@ -10,10 +10,12 @@ Getting a stored row to Meta (the send task, retries, lost answers) is in
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import mimetypes
 import os
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -24,7 +26,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from conversations import events, jobs, signals
+from conversations import delivery, events, jobs, signals
 from conversations.media import ALLOWED_MIME_TYPES, MEDIA_LIMITS, base_mime, extension_for, file_kept_if_committed
 from conversations.models import MEDIA_TYPES, Conversation, Inbox, Message
 
@@ -191,8 +193,49 @@ def _store(
 
 
 def enqueue_send(message_id: int) -> None:
-    """Queue the send task once the row is committed."""
-    jobs.enqueue_on_commit(jobs.SEND_MESSAGE, message_id)
+    """Queue the send task once the row is committed (inside ``delivered_here``: deliver it at
+    the end of that block instead)."""
+    here = _delivered_here.get()
+    if here is not None:
+        transaction.on_commit(lambda: here.append(message_id))
+    else:
+        jobs.enqueue_on_commit(jobs.SEND_MESSAGE, message_id)
+
+
+# The messages committed inside the innermost ``delivered_here`` block, or None outside one.
+_delivered_here: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("delivered_here", default=None)
+
+
+@contextmanager
+def delivered_here() -> Iterator[None]:
+    """Messages stored (and committed) inside this block are delivered by this process when it
+    ends, instead of by the sending worker: for a worker whose answer should not wait for a
+    queue hop (the bot's reply). It is the same delivery as the send task's, claim and all, so a
+    row is still sent at most once; one that needs another try is queued with the task's
+    backoff, and a process that dies before delivering leaves its rows ``pending`` for the
+    outbound sweep (``sweep_outbound_messages``), as a lost task would. Rows whose transaction
+    rolled back (the "try the bot" page) are never delivered."""
+    committed: list[int] = []
+    token = _delivered_here.set(committed)
+    try:
+        yield
+    finally:
+        _delivered_here.reset(token)
+        for message_id in committed:
+            deliver_now(message_id)
+
+
+def deliver_now(message_id: int) -> None:
+    """Deliver one committed row in this process; never raises. What the send task would retry
+    goes to the send task, with its delay."""
+    try:
+        outcome = delivery.deliver(message_id)
+    except Exception:
+        logger.exception("message %s: delivery here failed; queued for the sending worker", message_id)
+        jobs.enqueue(jobs.SEND_MESSAGE, message_id)
+        return
+    if outcome.retry_in is not None:
+        jobs.enqueue(jobs.SEND_MESSAGE, message_id, countdown=outcome.retry_in)
 
 
 NOT_RESENDABLE = _(

@@ -63,6 +63,8 @@ class Recorded:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    # The client's address and port: one per TCP connection.
+    peer: tuple[str, int] = ("", 0)
 
     @property
     def json(self) -> Any:
@@ -147,6 +149,9 @@ class FakeGraph:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as two writes: with Nagle on, the second waits for the
+            # client's delayed ACK (about 40 ms), a delay no real server adds.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -237,6 +242,7 @@ class FakeGraph:
             query=parse_qs(split.query),
             headers={k.lower(): v for k, v in handler.headers.items()},
             body=body,
+            peer=handler.client_address[:2],
         )
         route, arg = self._route(handler.command, split.path)
         with self._lock:

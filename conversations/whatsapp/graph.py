@@ -19,8 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -205,6 +209,33 @@ class Download:
     content_type: str
 
 
+# One pooled HTTP client per process: a new ``httpx.Client`` builds its TLS context (tens of
+# milliseconds of CPU), and a new connection to Meta costs a TCP and TLS handshake per send.
+# Kept-alive connections are dropped after KEEPALIVE_SECONDS idle, well before servers usually
+# close them, so a send rarely meets a connection closing under it. Keyed by process id: a
+# forked worker never uses its parent's sockets.
+KEEPALIVE_SECONDS = 20.0
+_shared: dict[int, httpx.Client] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_client() -> httpx.Client:
+    pid = os.getpid()
+    client = _shared.get(pid)
+    if client is None:
+        with _shared_lock:
+            client = _shared.get(pid)
+            if client is None:
+                _shared.clear()
+                # Redirects are not followed: the Bearer header must never travel to another host.
+                client = httpx.Client(
+                    follow_redirects=False,
+                    limits=httpx.Limits(max_connections=50, keepalive_expiry=KEEPALIVE_SECONDS),
+                )
+                _shared[pid] = client
+    return client
+
+
 class GraphClient:
     def __init__(self, inbox: Inbox, *, timeout: float | None = None, transport: httpx.BaseTransport | None = None):
         self.inbox = inbox
@@ -217,17 +248,21 @@ class GraphClient:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.inbox.access_token}", "User-Agent": USER_AGENT}
 
-    def _client(self) -> httpx.Client:
-        # Redirects are not followed: the Bearer header must never travel to another host.
-        return httpx.Client(
-            headers=self._headers(), timeout=self.timeout, transport=self._transport, follow_redirects=False
-        )
+    @contextmanager
+    def _client(self) -> Iterator[httpx.Client]:
+        """The process's pooled client (see ``shared_client``), or a client of its own for a
+        transport given by a test. Headers and timeout go with each request."""
+        if self._transport is None:
+            yield shared_client()
+            return
+        with httpx.Client(transport=self._transport, follow_redirects=False) as client:
+            yield client
 
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         url = f"{self.base_url}/{path.lstrip('/')}"
         try:
             with self._client() as client:
-                response = client.request(method, url, **kwargs)
+                response = client.request(method, url, headers=self._headers(), timeout=self.timeout, **kwargs)
         except httpx.HTTPError as exc:
             error = error_from_transport(exc)
             logger.warning("graph %s %s failed: %s", method, path, error)
@@ -329,7 +364,10 @@ class GraphClient:
         digest = hashlib.sha256()
         size = 0
         try:
-            with self._client() as client, client.stream("GET", url) as response:
+            with (
+                self._client() as client,
+                client.stream("GET", url, headers=self._headers(), timeout=self.timeout) as response,
+            ):
                 if not response.is_success:
                     response.read()
                     raise error_from_response(response)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from bots import pipeline, sweep
@@ -24,7 +24,7 @@ from handoffs import services as handoffs
 from handoffs.models import Handoff
 from tests.bots.pipeline_helpers import bot_messages, echo, register_bot_tasks, say
 from tests.conftest import broker_down
-from tests.fake_graph import FakeGraph
+from tests.fake_graph import FakeGraph, graph_error
 from tests.fake_openai import FakeOpenAI, Reply, answer
 
 pytest_plugins = ["tests.conftest_graph", "tests.conftest_openai", "tests.bots.pipeline_support"]
@@ -384,3 +384,65 @@ def test_the_sweep_leaves_alone_what_can_no_longer_be_answered(
     assert run is not None and run.outcome == "skipped"
     assert fake_openai.chats() == []
     assert BotState.objects.get(pk=chat.pk).handled_through == old.pk
+
+
+def test_the_bots_reply_goes_to_meta_from_the_bots_own_process_not_through_the_sending_queue(
+    inbox: Inbox, fake_openai: FakeOpenAI, fake_graph: FakeGraph, llm_bot: BotConfig
+) -> None:
+    # given: the customer's message, and a broker where no task can be queued
+    register_bot_tasks()
+    fake_openai.chat(answer("Abrimos às 9h."))
+    with broker_down():
+        message = say(inbox, "Que horas vocês abrem?")
+
+        # when: the bots worker's turn runs
+        result = pipeline.run(message.conversation_id)
+
+    # then: the reply reached Meta all the same, sent once and linked to its wamid
+    assert result is not None and result.run.outcome == BotRun.Outcome.REPLIED
+    (reply,) = bot_messages(message.conversation)
+    assert (reply.status, reply.send_attempts) == (Message.Status.SENT, 1)
+    assert reply.wamid.startswith("wamid.")
+    assert [s.json["text"]["body"] for s in fake_graph.sends()] == ["Abrimos às 9h."]
+
+
+def test_a_reply_meta_refuses_for_now_waits_for_its_retry_and_the_turn_still_counts(
+    inbox: Inbox, fake_openai: FakeOpenAI, fake_graph: FakeGraph, llm_bot: BotConfig
+) -> None:
+    # given: Meta's rate limit on the first try; the retry task cannot even be queued
+    register_bot_tasks()
+    fake_openai.chat(answer("Abrimos às 9h."))
+    fake_graph.script("messages", graph_error(130429, status=429))
+    with broker_down():
+        message = say(inbox, "Que horas vocês abrem?")
+
+        # when
+        result = pipeline.run(message.conversation_id)
+
+    # then: nothing raised, the turn is recorded, and the reply waits (pending, with Meta's
+    # reason) for the send task or the outbound sweep, never lost and never sent twice
+    assert result is not None and result.run.outcome == BotRun.Outcome.REPLIED
+    (reply,) = bot_messages(message.conversation)
+    assert (reply.status, reply.send_attempts, reply.error_code) == (Message.Status.PENDING, 1, 130429)
+    assert len(fake_graph.sends()) == 1
+    state = BotState.objects.get(pk=message.conversation_id)
+    assert (state.handled_through, state.lease_token) == (message.pk, "")
+
+
+def test_nothing_stored_by_a_turn_that_rolls_back_is_ever_delivered(
+    inbox: Inbox, fake_openai: FakeOpenAI, fake_graph: FakeGraph, llm_bot: BotConfig
+) -> None:
+    # given
+    register_bot_tasks()
+    fake_openai.chat(answer("Abrimos às 9h."))
+    with broker_down():
+        message = say(inbox, "Que horas vocês abrem?")
+
+        # when: the turn runs inside a transaction that is rolled back (as the "try the bot" page)
+        with pytest.raises(RuntimeError), transaction.atomic():
+            pipeline.run(message.conversation_id)
+            raise RuntimeError("roll back")
+
+    # then
+    assert bot_messages(message.conversation) == []
+    assert fake_graph.sends() == []

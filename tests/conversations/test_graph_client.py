@@ -36,6 +36,40 @@ def test_it_sends_a_message_and_returns_the_wamid(client: GraphClient, fake_grap
     assert request.json == body
 
 
+def test_sends_reuse_one_kept_alive_connection_with_each_inboxs_own_token(fake_graph: FakeGraph) -> None:
+    # given: two inboxes of one process, the second with a token Meta refuses
+    first = GraphClient(Inbox(name="A", phone_number_id="PNID_A", access_token="test-token"))
+    second = GraphClient(Inbox(name="B", phone_number_id="PNID_B", access_token="expired-token"))
+    body = {"messaging_product": "whatsapp", "to": "+5511987654321", "type": "text", "text": {"body": "Oi"}}
+
+    # when: sends one after the other
+    first.send_message(body)
+    with pytest.raises(GraphError) as refused:
+        second.send_message(body)
+    first.send_message(body)
+
+    # then: one TCP connection (no new handshake per send), and every request with its own token
+    assert refused.value.code == 190
+    assert len({request.peer for request in fake_graph.requests}) == 1
+    assert [request.headers["authorization"] for request in fake_graph.requests] == [
+        "Bearer test-token",
+        "Bearer expired-token",
+        "Bearer test-token",
+    ]
+
+
+def test_a_forked_process_never_uses_its_parents_pooled_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: the parent's client
+    parent = graph.shared_client()
+
+    # when: the same code runs in another process id
+    monkeypatch.setattr(graph.os, "getpid", lambda: -1)
+
+    # then
+    assert graph.shared_client() is not parent
+    assert graph.shared_client() is graph.shared_client()
+
+
 def test_it_marks_a_message_read_with_a_typing_indicator(client: GraphClient, fake_graph: FakeGraph) -> None:
     # when
     ok = client.mark_read("wamid.IN1", typing=True)
