@@ -35,9 +35,11 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# The production stack on 127.0.0.1 under load, 15-20 minutes; figures go to docs/benchmarks.md.
+# Every benchmark on the production stack on 127.0.0.1 (bench/all.sh: about 40 minutes, plus
+# about 6 to build the console's 100,000-conversation database the first time); figures go to
+# docs/benchmarks.md. BENCH_ONLY="webhooks console-ws console-pages bot" picks some.
 bench: venv
-	bash bench/run.sh
+	bash bench/all.sh
 
 # Refresh and compile the translation catalogues (the compiled .mo files are committed).
 messages: venv

@@ -175,10 +175,20 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=8)
     parser.add_argument("--out", type=Path, help="also write the Markdown table here")
+    parser.add_argument(
+        "--build-if-missing",
+        type=int,
+        default=0,
+        metavar="N",
+        help="build the database with N conversations only when it does not hold that many yet",
+    )
+    parser.add_argument("--doc", type=Path, help="replace the run between the console-pages markers of this file")
     args = parser.parse_args()
     env = environment()
     if args.build:
         build(args.build, env)
+    elif args.build_if_missing and conversations_in(env["DATABASE_URL"]) < args.build_if_missing:
+        build(args.build_if_missing, env)
     os.environ.update(env)
     print(f"load average before: {', '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
     results = measure(args.requests, args.warmup)
@@ -194,6 +204,33 @@ def main() -> None:
     print("\n" + text)
     if args.out:
         args.out.write_text(text)
+    if args.doc:
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        write_doc(args.doc, f"{MARK_START}\n### Run {when}\n\n{text}{MARK_END}")
+        print(f"written to {args.doc}")
+
+
+MARK_START = "<!-- console-pages:start -->"
+MARK_END = "<!-- console-pages:end -->"
+
+
+def write_doc(path: Path, section: str) -> None:
+    text = path.read_text() if path.exists() else ""
+    if MARK_START in text and MARK_END in text:
+        head, rest = text.split(MARK_START, 1)
+        _, tail = rest.split(MARK_END, 1)
+        text = head + section + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+def conversations_in(url: str) -> int:
+    """How many conversations the benchmark database holds (0 when it does not exist yet)."""
+    answer = subprocess.run(
+        ["psql", url, "-Atqc", "SELECT count(*) FROM conversations_conversation"], capture_output=True, text=True
+    )
+    return int(answer.stdout.strip()) if answer.returncode == 0 and answer.stdout.strip().isdigit() else 0
 
 
 if __name__ == "__main__":
