@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone, translation
@@ -74,10 +73,6 @@ def unanswered(conversation_id: int, after: int) -> Any:
         .exclude(type__in=services.SKIPPED_TYPES)
         .order_by("id")
     )
-
-
-def _eager() -> bool:
-    return bool(current_app.conf.task_always_eager)
 
 
 # --- The lease ----------------------------------------------------------------------------------
@@ -241,7 +236,7 @@ def run_turn(conversation_id: int, *, now: datetime | None = None) -> BotRun | N
     """Answer the customer's unanswered messages in a conversation the bot owns. None when there
     was nothing to do now (not the bot's, another turn holds the lease, nothing unanswered, a
     burst still being typed, a voice note still downloading, closed and already told)."""
-    result = run(conversation_id, now=now, wait_for_burst=not _eager())
+    result = run(conversation_id, now=now, wait_for_burst=not jobs.eager())
     return result.run if result is not None else None
 
 
@@ -397,14 +392,12 @@ def _ensure_audio_answered(turn: Turn, decision: Decision) -> None:
 
 
 def _typing(config: BotConfig, conversation: Conversation, latest: Message) -> None:
-    """WhatsApp's typing indicator while the bot thinks: nice, never needed. WhatsApp shows it
-    only with a read receipt, so an inbox that sends none shows no typing either (the inbox
-    came fresh with the configuration)."""
-    if not config.inbox.read_receipts:
-        return
+    """WhatsApp's typing indicator while the bot thinks: nice, never needed. Sent from this
+    process right away (``outbound.show_typing``), not queued behind other sends; the inbox
+    came fresh with the configuration."""
     latest.conversation = conversation
     try:
-        outbound.mark_read(latest, typing=True)
+        outbound.show_typing(latest, config.inbox)
     except Exception as exc:
         logger.info("bot: no typing indicator for message %s: %s", latest.pk, exc)
 

@@ -29,6 +29,11 @@ def task(name: str) -> Any:
     return app.tasks[name]
 
 
+def eager() -> bool:
+    """Tasks run inline (the embedded mode, the tests), not in a worker."""
+    return bool(current_app.conf.task_always_eager)
+
+
 def enqueue(name: str, *args: Any, **options: Any) -> bool:
     """Queue a task now; never raise. If the broker is down the row is already committed and a
     periodic sweep (or a manual command) picks it up, so the caller carries on."""

@@ -14,7 +14,9 @@ import contextvars
 import logging
 import mimetypes
 import os
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -29,6 +31,7 @@ from django.utils.translation import gettext_lazy as _
 from conversations import delivery, events, jobs, signals
 from conversations.media import ALLOWED_MIME_TYPES, MEDIA_LIMITS, base_mime, extension_for, file_kept_if_committed
 from conversations.models import MEDIA_TYPES, Conversation, Inbox, Message
+from conversations.whatsapp.graph import GraphClient
 
 logger = logging.getLogger(__name__)
 
@@ -532,6 +535,50 @@ def send_reaction(
         sender=sender,
         sender_kind=sender_kind,
     )
+
+
+def show_typing(message: Message, inbox: Inbox) -> None:
+    """WhatsApp's typing indicator on the customer's ``message`` (it comes with the read receipt,
+    so an inbox that sends none shows no typing either), for a worker about to think a while
+    (the bot). Sent from this process as soon as the current transaction commits, on a
+    background thread, instead of waiting its turn in the sending queue behind other sends:
+    it only helps while the answer is still coming. Best effort: a failure is logged and never
+    retried, the answer follows anyway. ``inbox`` is the conversation's, read fresh by the
+    caller (``message.conversation`` must be set). Where tasks run eagerly (the embedded mode,
+    the tests) it is sent inline after commit, like the task it replaces."""
+    _require(
+        message.direction == Message.Direction.IN and bool(message.wamid),
+        _("Only received messages can be marked as read."),
+    )
+    if not inbox.read_receipts or not inbox.is_active or inbox.sending_paused_reason:
+        return
+    if not message.conversation.is_window_open():
+        return
+    message_id, wamid = message.pk, message.wamid
+
+    def send() -> None:
+        try:
+            GraphClient(inbox).mark_read(wamid, typing=True)
+        except Exception as exc:
+            logger.info("no typing indicator for message %s: %s", message_id, exc)
+
+    if jobs.eager():
+        transaction.on_commit(send)
+    else:
+        transaction.on_commit(lambda: _typing_threads().submit(send))
+
+
+# Per process: a forked worker does not inherit its parent's threads.
+_typing_pool: tuple[int, ThreadPoolExecutor] | None = None
+_typing_lock = threading.Lock()
+
+
+def _typing_threads() -> ThreadPoolExecutor:
+    global _typing_pool
+    with _typing_lock:
+        if _typing_pool is None or _typing_pool[0] != os.getpid():
+            _typing_pool = (os.getpid(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="typing"))
+        return _typing_pool[1]
 
 
 def mark_read(message: Message, *, typing: bool = False) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -409,8 +410,10 @@ def test_the_bots_reply_goes_to_meta_from_the_bots_own_process_not_through_the_s
 def test_a_reply_meta_refuses_for_now_waits_for_its_retry_and_the_turn_still_counts(
     inbox: Inbox, fake_openai: FakeOpenAI, fake_graph: FakeGraph, llm_bot: BotConfig
 ) -> None:
-    # given: Meta's rate limit on the first try; the retry task cannot even be queued
+    # given: Meta's rate limit on the first try; the retry task cannot even be queued (and no
+    # read receipts, so the one call to Meta is the reply's)
     register_bot_tasks()
+    Inbox.objects.filter(pk=inbox.pk).update(read_receipts=False)
     fake_openai.chat(answer("Abrimos às 9h."))
     fake_graph.script("messages", graph_error(130429, status=429))
     with broker_down():
@@ -446,3 +449,36 @@ def test_nothing_stored_by_a_turn_that_rolls_back_is_ever_delivered(
     # then
     assert bot_messages(message.conversation) == []
     assert fake_graph.sends() == []
+
+
+def test_the_typing_indicator_goes_out_from_the_bots_own_process_before_the_answer_is_ready(
+    inbox: Inbox, fake_openai: FakeOpenAI, fake_graph: FakeGraph, llm_bot: BotConfig
+) -> None:
+    # given: a model that takes its time, and no broker to queue anything on
+    register_bot_tasks()
+    reply, arrived, release = held_answer("Abrimos às 9h.")
+    fake_openai.chat(reply)
+    with broker_down():
+        message = say(inbox, "Que horas vocês abrem?")
+        worker, out = in_thread(lambda: pipeline.run(message.conversation_id))
+        assert arrived.wait(5)
+
+        # when: the model is still thinking
+        deadline = time.monotonic() + 5
+        while not fake_graph.calls("messages") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        reads = [c.json for c in fake_graph.calls("messages")]
+        release.set()
+        worker.join(10)
+
+    # then: the customer saw "typing" before the answer, which followed
+    assert reads == [
+        {
+            "messaging_product": "whatsapp",
+            "status": "read",
+            "message_id": message.wamid,
+            "typing_indicator": {"type": "text"},
+        }
+    ]
+    assert out.get("error") is None
+    assert [c.json.get("type") for c in fake_graph.calls("messages")] == [None, "text"]
