@@ -92,7 +92,9 @@ def cost_of(config: BotConfig, model: str, tokens_in: int, tokens_out: int) -> D
     """What the turn cost, from the configured model's price (or the name the provider
     answered with); 0 when no price is known."""
     names = [name for name in dict.fromkeys([config.model, model]) if name]
-    prices = {p.model: p for p in ModelPrice.objects.filter(model__in=names)}
+    prices = getattr(config, "loaded_prices", None)
+    if prices is None:
+        prices = {p.model: p for p in ModelPrice.objects.filter(model__in=names)}
     for name in names:
         if name in prices:
             return prices[name].cost(tokens_in, tokens_out).quantize(CENT_MILLIONTHS)

@@ -38,6 +38,18 @@ def zone(config: BotConfig) -> ZoneInfo:
 
 
 def _intervals(config: BotConfig) -> Intervals:
+    loaded = getattr(config, "loaded_intervals", None)
+    return loaded if loaded is not None else intervals(config)
+
+
+def has_hours(config: BotConfig) -> bool:
+    """Whether any business hours are configured (none: no schedule to keep)."""
+    loaded = getattr(config, "loaded_intervals", None)
+    return bool(loaded) if loaded is not None else config.pk is not None and config.hours.exists()
+
+
+def intervals(config: BotConfig) -> Intervals:
+    """The configured opening intervals by weekday, sorted (read from the database)."""
     by_day: Intervals = defaultdict(list)
     if config.pk is None:
         return by_day

@@ -108,7 +108,7 @@ def out_of_hours_text(config: BotConfig, opens: datetime | None, now: datetime) 
 def business_open(config: BotConfig, now: datetime) -> tuple[bool, datetime | None]:
     """Are people at work, and if not when are they back. Without hours configured there is no
     schedule to keep: always open (as the reply pipeline reads it)."""
-    if not config.hours.exists():
+    if not hours.has_hours(config):
         return True, None
     if hours.is_open(config, now):
         return True, None

@@ -246,7 +246,7 @@ def run(conversation_id: int, *, now: datetime | None = None, wait_for_burst: bo
     conversation = Conversation.objects.filter(pk=conversation_id).first()
     if conversation is None or conversation.status != Conversation.Status.BOT:
         return None
-    config = services.config_for(conversation.inbox_id)
+    config = services.turn_config(conversation.inbox_id)
     state = _claim(conversation_id, now)
     if state is None:
         # Another turn is at work; it looks for messages that came in meanwhile when it ends.

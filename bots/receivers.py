@@ -16,9 +16,9 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from bots import pipeline, services
-from bots.models import BotConfig, BotState
+from bots.models import BotConfig, BotState, BusinessHours, ModelPrice
 from conversations import jobs, signals
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Inbox, Message
 from handoffs.signals import ownership_changed
 
 
@@ -47,6 +47,18 @@ def _burst_seconds(inbox_id: int) -> float:
 @receiver(post_delete, sender=BotConfig, dispatch_uid="bots.forget_burst_deleted")
 def forget_burst(sender: Any, instance: BotConfig, **kwargs: Any) -> None:
     _bursts.pop(instance.inbox_id, None)
+
+
+@receiver(post_save, sender=BotConfig, dispatch_uid="bots.forget_config")
+@receiver(post_delete, sender=BotConfig, dispatch_uid="bots.forget_config_deleted")
+@receiver(post_save, sender=BusinessHours, dispatch_uid="bots.forget_config_hours")
+@receiver(post_delete, sender=BusinessHours, dispatch_uid="bots.forget_config_hours_deleted")
+@receiver(post_save, sender=ModelPrice, dispatch_uid="bots.forget_config_price")
+@receiver(post_delete, sender=ModelPrice, dispatch_uid="bots.forget_config_price_deleted")
+@receiver(post_save, sender=Inbox, dispatch_uid="bots.forget_config_inbox")
+def forget_config(sender: Any, **kwargs: Any) -> None:
+    """A configuration saved in this process applies to this process's next turn at once."""
+    services.forget_configs()
 
 
 def queue_reply(conversation_id: int, inbox_id: int) -> None:

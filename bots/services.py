@@ -4,9 +4,12 @@ lines the bot reads (``bots.turn.Line``)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext
 
@@ -35,6 +38,39 @@ def config_for(inbox_or_id: Inbox | int) -> BotConfig:
         # Two workers created it at once: the other one's row is the inbox's bot.
         config = BotConfig.objects.get(inbox_id=inbox_id)
     return BotConfig.objects.select_related("inbox").get(pk=config.pk)
+
+
+# The reply pipeline reads its inbox's bot for every customer message, and with it the
+# business hours and the model's price; they change only when someone saves them in the
+# admin. Each process keeps what it read for BOT_CONFIG_CACHE_SECONDS: a save in this process
+# forgets it at once (bots.receivers), one in another process is seen within that time.
+_configs: dict[int, tuple[float, BotConfig]] = {}
+_configs_lock = threading.Lock()
+
+
+def turn_config(inbox_id: int) -> BotConfig:
+    """``config_for``, read at most once per BOT_CONFIG_CACHE_SECONDS per process, with its
+    business hours and model prices loaded (``hours`` and ``engine.cost_of`` then ask the
+    database nothing). For the reply pipeline; a page showing the configuration reads it fresh."""
+    now = time.monotonic()
+    cached = _configs.get(inbox_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    from bots import hours
+    from bots.models import ModelPrice
+
+    config = config_for(inbox_id)
+    config.loaded_intervals = hours.intervals(config)
+    config.loaded_prices = {price.model: price for price in ModelPrice.objects.all()}
+    if settings.BOT_CONFIG_CACHE_SECONDS > 0:
+        with _configs_lock:
+            _configs[inbox_id] = (now + settings.BOT_CONFIG_CACHE_SECONDS, config)
+    return config
+
+
+def forget_configs() -> None:
+    with _configs_lock:
+        _configs.clear()
 
 
 def lead_data(conversation: Conversation | int) -> dict[str, Any]:

@@ -279,6 +279,9 @@ WEBHOOK_PROCESSING_ASYNC_COMMIT = env_bool("WEBHOOK_PROCESSING_ASYNC_COMMIT", Tr
 # turn whose worker died is taken over by the sweep after it.
 BOT_LEASE_SECONDS = env_float("BOT_LEASE_SECONDS", 120.0)
 BOT_SWEEP_SECONDS = env_float("BOT_SWEEP_SECONDS", 30.0)
+# How long a process keeps an inbox's bot configuration for its turns (bots.services.turn_config):
+# a change saved in the admin reaches the other processes within this time; 0 reads it every turn.
+BOT_CONFIG_CACHE_SECONDS = env_float("BOT_CONFIG_CACHE_SECONDS", 5.0)
 # How long a waiting customer goes without news before being told again where they stand.
 HANDOFF_WAIT_NOTICE_MINUTES = env_float("HANDOFF_WAIT_NOTICE_MINUTES", 15.0)
 # An attendant who goes offline or away keeps their unanswered conversations this long.

@@ -61,6 +61,16 @@ def _media_root(settings: Any, tmp_path: Path) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _bot_config_read_every_turn(settings: Any) -> None:
+    """Tests change a bot's configuration with queryset updates (no signal) between turns: each
+    turn reads it fresh, unless a test sets a cache time (tests/bots/test_pipeline.py does)."""
+    from bots import services
+
+    settings.BOT_CONFIG_CACHE_SECONDS = 0
+    services.forget_configs()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_secret_cache() -> None:
     from conversations import views
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bots import pipeline, services
@@ -359,3 +362,28 @@ def test_a_model_that_says_nothing_does_not_leave_the_customer_waiting(
     assert run.outcome in ("replied", "handoff")
     if run.outcome == "handoff":
         assert conversation.status == Conversation.Status.QUEUED
+
+
+def test_a_process_reads_its_bots_configuration_once_a_while_and_again_at_once_after_a_save(
+    inbox: Inbox, llm_bot: BotConfig, fake_openai: FakeOpenAI, fake_graph: FakeGraph, settings: Any
+) -> None:
+    # given: configurations kept a minute, and a first turn that read it
+    settings.BOT_CONFIG_CACHE_SECONDS = 60
+    say(inbox, "Oi")
+
+    # when: the customer writes again
+    with CaptureQueriesContext(connection) as queries:
+        say(inbox, "Quanto custa o corte?")
+
+    # then: that turn asked nothing about the bot, its hours or its prices
+    read = " ".join(q["sql"] for q in queries.captured_queries)
+    assert "bots_botconfig" not in read and "bots_businesshours" not in read and "bots_modelprice" not in read
+    assert len(fake_openai.chats()) == 2
+
+    # when: someone saves a change (here, in this process), then the customer writes
+    llm_bot.model = "outro-modelo"
+    llm_bot.save()
+    say(inbox, "E a escova?")
+
+    # then: the next turn already uses it
+    assert [chat["model"] for chat in fake_openai.chats()][-1] == "outro-modelo"
