@@ -51,6 +51,8 @@ def decide(turn: Turn) -> Decision:
         return Decision(engine=engine, handoff=request)
     if not turn.text and any(line.unheard_audio for line in turn.new):
         return _unheard_audio(engine)
+    if not turn.text and any(line.unseen_media for line in turn.new):
+        return _unseen_media(engine)
     if config.max_turns and turn.turns >= config.max_turns:
         return _too_many_turns(turn, engine)
     if config.uses_llm:
@@ -66,6 +68,18 @@ def _unheard_audio(engine: str) -> Decision:
     return Decision(
         engine=engine,
         reply=gettext("Sorry, I cannot listen to audio messages. Could you write your question?"),
+        menu=Menu(body=gettext("Or, if you prefer, a person from our team can help you."), options=[human_option()]),
+    )
+
+
+def _unseen_media(engine: str) -> Decision:
+    """A photo or a file with no words: the bot cannot see it, so it asks for the words and
+    offers a person (neither engine is asked, so no model is paid to guess)."""
+    return Decision(
+        engine=engine,
+        reply=gettext(
+            "Thanks, your file arrived, but I cannot see images or documents. Could you write what you need?"
+        ),
         menu=Menu(body=gettext("Or, if you prefer, a person from our team can help you."), options=[human_option()]),
     )
 

@@ -324,7 +324,7 @@ def _turn(
 
     new = services.lines_for(pending)
     if not new:
-        # Stickers, an image without a caption: nothing the bot can answer.
+        # Stickers and the like: nothing the bot can answer.
         return _finish(conversation, token, newest, None, started)
     turn = Turn(
         config=config,

@@ -27,6 +27,7 @@ HISTORY_MESSAGES = 20
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 ATTENDANT_PREFIX = "[Attendant from the team] "
 UNHEARD_AUDIO = "[The customer sent a voice note that could not be transcribed]"
+UNSEEN_MEDIA = "[The customer sent a {type} without text; you cannot see it]"
 
 RULES = """Rules:
 - Answer in Brazilian Portuguese, briefly (a few short sentences, WhatsApp style), friendly and clear.
@@ -98,9 +99,13 @@ def system_prompt(turn: Turn, entries: Iterable[KnowledgeEntry] = ()) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
+_MEDIA_NAMES = {"image": "photo", "video": "video", "document": "document"}
+
+
 def _message(line: Line) -> dict[str, Any] | None:
     if line.role == "customer":
         text = line.text or (UNHEARD_AUDIO if line.unheard_audio else "")
+        text = text or (UNSEEN_MEDIA.format(type=_MEDIA_NAMES.get(line.type, "file")) if line.unseen_media else "")
         return {"role": "user", "content": text} if text else None
     if not line.text:
         return None

@@ -151,15 +151,17 @@ def _contacts_text(message: Message) -> str:
 
 
 def line_for(message: Message) -> Line:
-    """One message as the bot reads it. An audio without a transcript is an unheard audio."""
+    """One message as the bot reads it. An audio without a transcript is an unheard audio; an
+    image, video or document without a caption is unseen media (stickers say nothing)."""
     role = role_of(message)
     choice_id = ""
-    unheard = False
+    unheard = unseen = False
     kind = message.type
     if kind == "text":
         text = message.text
     elif kind in CAPTIONED:
         text = message.caption or message.text
+        unseen = role == "customer" and not text.strip()
     elif kind == "audio":
         text = message.transcript
         unheard = role == "customer" and not text
@@ -183,6 +185,7 @@ def line_for(message: Message) -> Line:
         type=kind,
         choice_id=choice_id,
         unheard_audio=unheard,
+        unseen_media=unseen,
         when=message.wa_timestamp,
     )
 
@@ -215,6 +218,6 @@ def lines_for(messages: Iterable[Message]) -> list[Line]:
     lines = []
     for message in messages:
         line = line_for(message)
-        if line.text or line.unheard_audio or line.choice_id:
+        if line.text or line.unheard_audio or line.unseen_media or line.choice_id:
             lines.append(line)
     return lines

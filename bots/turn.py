@@ -30,6 +30,8 @@ class Line:
     choice_id: str = ""
     # An audio the bot could not understand (no transcription configured, or it failed).
     unheard_audio: bool = False
+    # An image, video or document the customer sent without a caption: the bot cannot see it.
+    unseen_media: bool = False
     when: datetime | None = None
 
 

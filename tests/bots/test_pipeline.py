@@ -140,6 +140,69 @@ def test_an_image_with_a_caption_is_read_as_its_caption(
     assert "Quero esse corte aqui" in user_contents(request)
 
 
+def test_a_photo_without_words_gets_a_request_for_words_and_the_offer_of_a_person(
+    inbox: Inbox,
+    llm_bot: BotConfig,
+    fake_openai: FakeOpenAI,
+    fake_graph: FakeGraph,
+    chat: Conversation,
+    line: Callable[..., Message],
+) -> None:
+    # given: a photo with no caption (the bot cannot see it)
+    line(chat, type="image", media_status=Message.MediaStatus.DONE)
+
+    # when
+    run = pipeline.run_turn(chat.pk)
+
+    # then: the customer is asked to write, a person is offered, and no model is paid to guess
+    assert run is not None and run.outcome == "replied"
+    assert fake_openai.chats() == []
+    texts = [m.text for m in bot_messages(chat)]
+    assert texts[0] == "Thanks, your file arrived, but I cannot see images or documents. Could you write what you need?"
+    (menu,) = [m for m in bot_messages(chat) if m.type == "interactive"]
+    assert "Talk to an attendant" in str(menu.content)
+
+
+def test_the_model_reads_that_a_photo_came_before_the_words(
+    inbox: Inbox,
+    llm_bot: BotConfig,
+    fake_openai: FakeOpenAI,
+    fake_graph: FakeGraph,
+    chat: Conversation,
+    line: Callable[..., Message],
+) -> None:
+    # given: a photo with no caption, then the words, in one burst
+    line(chat, type="image", media_status=Message.MediaStatus.DONE)
+    line(chat, "Essa tela tem conserto?")
+
+    # when
+    pipeline.run_turn(chat.pk)
+
+    # then
+    (request,) = fake_openai.chats()
+    assert "[The customer sent a photo without text; you cannot see it]" in user_contents(request)
+    assert "Essa tela tem conserto?" in user_contents(request)
+
+
+def test_a_sticker_alone_gets_no_answer(
+    inbox: Inbox,
+    llm_bot: BotConfig,
+    fake_openai: FakeOpenAI,
+    fake_graph: FakeGraph,
+    chat: Conversation,
+    line: Callable[..., Message],
+) -> None:
+    # given
+    line(chat, type="sticker", media_status=Message.MediaStatus.DONE)
+
+    # when
+    run = pipeline.run_turn(chat.pk)
+
+    # then
+    assert run is not None and run.outcome == "skipped"
+    assert bot_messages(chat) == [] and fake_openai.chats() == []
+
+
 def test_lines_show_a_tapped_buttons_title_and_id(chat: Conversation, line: Callable[..., Message]) -> None:
     message = line(
         chat,
