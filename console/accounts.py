@@ -24,7 +24,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django_otp import DEVICE_ID_SESSION_KEY, devices_for_user
@@ -191,8 +191,10 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
                 left = device.token_set.count()
                 messages.warning(
                     request,
-                    gettext(
-                        "You used a backup code; %(count)d left. You can get new ones under Two-factor authentication."
+                    ngettext(
+                        "You used a backup code; %(count)d left. You can get new ones under Two-factor authentication.",
+                        "You used a backup code; %(count)d left. You can get new ones under Two-factor authentication.",
+                        left,
                     )
                     % {"count": left},
                 )

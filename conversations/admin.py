@@ -840,12 +840,18 @@ class MessageAdmin(RecordAdmin):
             else:
                 queued += 1
         self.message_user(
-            request, gettext("%(queued)d messages queued to be sent again.") % {"queued": queued}, messages.SUCCESS
+            request,
+            ngettext(
+                "%(queued)d message queued to be sent again.", "%(queued)d messages queued to be sent again.", queued
+            )
+            % {"queued": queued},
+            messages.SUCCESS,
         )
         for reason, count in refusals.items():
             self.message_user(
                 request,
-                gettext("%(count)d not sent again: %(reason)s") % {"count": count, "reason": reason},
+                ngettext("%(count)d not sent again: %(reason)s", "%(count)d not sent again: %(reason)s", count)
+                % {"count": count, "reason": reason},
                 messages.WARNING,
             )
 
@@ -940,10 +946,14 @@ class WebhookEventAdmin(RecordAdmin):
                 states[event.state] += 1
         labels = dict(WebhookEvent.State.choices)
         summary = ", ".join(f"{labels.get(state, state)}: {count}" for state, count in sorted(states.items()))
-        text = gettext(
+        reprocessed = sum(states.values())
+        text = ngettext(
+            "Reprocessed %(count)d event (%(summary)s). Skipped %(unsigned)d with an invalid signature "
+            "and %(busy)d being processed right now.",
             "Reprocessed %(count)d events (%(summary)s). Skipped %(unsigned)d with an invalid signature "
-            "and %(busy)d being processed right now."
-        ) % {"count": sum(states.values()), "summary": summary or "—", "unsigned": unsigned, "busy": busy}
+            "and %(busy)d being processed right now.",
+            reprocessed,
+        ) % {"count": reprocessed, "summary": summary or "—", "unsigned": unsigned, "busy": busy}
         trouble = states[WebhookEvent.State.FAILED] or states[WebhookEvent.State.FLAGGED] or unsigned or busy
         self.message_user(request, text, messages.WARNING if trouble else messages.SUCCESS)
         if purged:

@@ -18,6 +18,7 @@ from django import template
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.formats import number_format
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
@@ -221,7 +222,8 @@ def map_url(content: Any) -> str:
 
 @register.filter
 def order_total(content: Any) -> str:
-    """Sum of an order's items ("60.00 USD"), or "" when they do not add up (mixed currencies)."""
+    """Sum of an order's items in their currency ("R$ 60,00" in Portuguese), or "" when they do
+    not add up (mixed currencies)."""
     items = content.get("product_items") if isinstance(content, dict) else None
     if not isinstance(items, list) or not items:
         return ""
@@ -237,7 +239,36 @@ def order_total(content: Any) -> str:
         currencies.add(str(item.get("currency") or ""))
     if len(currencies) != 1:
         return ""
-    return f"{total:.2f} {currencies.pop()}".strip()
+    return money(total, currencies.pop())
+
+
+@register.filter
+def item_price(item: Any) -> str:
+    """An order item's price in its currency ("" when the item names none)."""
+    if not isinstance(item, dict) or item.get("item_price") in (None, ""):
+        return ""
+    return money(item["item_price"], item.get("currency") or "")
+
+
+# How Brazilians write the currencies a catalogue is likely to use; others by their ISO code.
+CURRENCY_SYMBOLS = {"BRL": "R$", "USD": "US$", "EUR": "€", "GBP": "£"}
+
+
+@register.filter
+def money(amount: Any, currency: Any = "") -> str:
+    """An amount with two decimals in the active language's format and its currency's symbol:
+    "R$ 1.234,50" in Portuguese, "R$ 1,234.50" in English. A value that is not a number is
+    shown as it came."""
+    try:
+        value = Decimal(str(amount))
+    except (InvalidOperation, ValueError):
+        return f"{amount} {currency}".strip()
+    if not value.is_finite():
+        return f"{amount} {currency}".strip()
+    code = str(currency or "").strip().upper()
+    number = number_format(value.quantize(Decimal("0.01")), decimal_pos=2, use_l10n=True, force_grouping=True)
+    symbol = CURRENCY_SYMBOLS.get(code, code)
+    return f"{symbol} {number}".strip()
 
 
 @register.filter

@@ -101,7 +101,7 @@ def test_it_renders_every_type_the_intake_stores(every_type: Conversation, team,
     assert "<strong>SIM</strong>" in by_wamid["wamid.ALL.16"]
     assert "About product PRODUCT-7" in by_wamid["wamid.ALL.17"]
     # an order with its items and total
-    assert "di9ozbzfi4" in by_wamid["wamid.ALL.18"] and "85.00 USD" in by_wamid["wamid.ALL.18"]
+    assert "di9ozbzfi4" in by_wamid["wamid.ALL.18"] and "US$ 85.00" in by_wamid["wamid.ALL.18"]
     assert "Love these!" in by_wamid["wamid.ALL.18"]
     # WhatsApp's system notice and unsupported messages with Meta's reason
     assert "User Sheena Nelson changed from" in by_wamid["wamid.ALL.19"]
@@ -351,3 +351,23 @@ def test_it_names_who_wrote_each_message(team, login, make_conversation) -> None
     assert sender.search(_element(html, bot)).group(1) == "Bot"
     assert sender.search(_element(html, attendant)).group(1) == "Ana"
     assert sender.search(_element(html, phone)).group(1) == "WhatsApp Business app"
+
+
+def test_order_amounts_are_written_the_brazilian_way_in_portuguese() -> None:
+    from django.utils import translation
+
+    from console.templatetags.console_tags import money, order_total
+
+    order = {
+        "product_items": [
+            {"product_retailer_id": "kit", "quantity": 1, "item_price": 1249.9, "currency": "BRL"},
+            {"product_retailer_id": "escova", "quantity": 2, "item_price": "19.9", "currency": "BRL"},
+        ]
+    }
+    with translation.override("pt-br"):
+        assert (money(1249.9, "BRL"), order_total(order)) == ("R$ 1.249,90", "R$ 1.289,70")
+    with translation.override("en"):
+        assert (money(1249.9, "BRL"), order_total(order)) == ("R$ 1,249.90", "R$ 1,289.70")
+    # Mixed currencies add up to nothing; what is not a number shows as it came
+    assert order_total({"product_items": [*order["product_items"], {"item_price": 1, "currency": "USD"}]}) == ""
+    assert money("grátis", "BRL") == "grátis BRL"

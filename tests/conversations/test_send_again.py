@@ -218,7 +218,7 @@ def test_it_sends_again_from_the_admin(
     assert response.status_code == 200
     shown = [str(m) for m in response.context["messages"]]
     assert shown == [
-        "1 messages queued to be sent again.",
+        "1 message queued to be sent again.",
         "1 not sent again: " + str(outbound.NOT_RESENDABLE),
     ]
     unconfirmed.refresh_from_db()
