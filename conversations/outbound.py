@@ -21,6 +21,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files import File
 from django.db import transaction
@@ -558,7 +559,9 @@ def show_typing(message: Message, inbox: Inbox) -> None:
 
     def send() -> None:
         try:
-            GraphClient(inbox).mark_read(wamid, typing=True)
+            GraphClient(inbox, timeout=min(TYPING_TIMEOUT_SECONDS, settings.WHATSAPP_HTTP_TIMEOUT)).mark_read(
+                wamid, typing=True
+            )
         except Exception as exc:
             logger.info("no typing indicator for message %s: %s", message_id, exc)
 
@@ -568,6 +571,8 @@ def show_typing(message: Message, inbox: Inbox) -> None:
         transaction.on_commit(lambda: _typing_threads().submit(send))
 
 
+# A typing indicator later than this is no use (and a worker stopping waits for it at most this long).
+TYPING_TIMEOUT_SECONDS = 5.0
 # Per process: a forked worker does not inherit its parent's threads.
 _typing_pool: tuple[int, ThreadPoolExecutor] | None = None
 _typing_lock = threading.Lock()
