@@ -157,11 +157,16 @@ def _find_customer(identity: Identity) -> Customer | None:
 def upsert_customer(identity: Identity) -> Customer:
     """Find the customer by wa_id, else by business-scoped user id; create it if new; keep the
     profile up to date. Safe when two workers see the same new customer at once."""
+    return _upsert_customer(identity)[0]
+
+
+def _upsert_customer(identity: Identity) -> tuple[Customer, bool]:
+    """``upsert_customer``, and whether this transaction created the customer."""
     customer = _find_customer(identity)
     if customer is None:
         try:
             with transaction.atomic():
-                return Customer.objects.create(
+                created = Customer.objects.create(
                     wa_id=identity.wa_id,
                     user_id=identity.user_id,
                     parent_user_id=identity.parent_user_id,
@@ -169,12 +174,13 @@ def upsert_customer(identity: Identity) -> Customer:
                     username=identity.username[:128],
                     phone=e164(identity.wa_id),
                 )
+            return created, True
         except IntegrityError:
             customer = _find_customer(identity)
             if customer is None:
                 raise
     refresh_profile(customer, identity)
-    return customer
+    return customer, False
 
 
 def refresh_profile(customer: Customer, identity: Identity) -> None:
@@ -262,6 +268,14 @@ def open_conversation(
     reopened = _reopen_recent(inbox, customer, status)
     if reopened is not None:
         return reopened, False
+    return _create_conversation(inbox, customer, referral=referral, status=status)
+
+
+def _create_conversation(
+    inbox: Inbox, customer: Customer, *, referral: dict | None, status: str
+) -> tuple[Conversation, bool]:
+    """A new open conversation (``open_conversation`` found none), or the one another worker
+    opened first (the unique open-conversation constraint)."""
     referral = referral or {}
     try:
         with transaction.atomic():
@@ -407,11 +421,12 @@ def record_message(
     known, waiting, reply_to = _known_waiting_and_reply(new)
     if known is not None:
         return known, False
+    new_customer = False
     if conversation is not None:
         customer = conversation.customer
         refresh_profile(customer, identity)
     else:
-        customer = upsert_customer(identity)
+        customer, new_customer = _upsert_customer(identity)
     echo = new.direction == Message.Direction.OUT and new.sender_kind == Message.SenderKind.PHONE_APP
     target_wamid = _target_wamid(new)
     target = _find_target(inbox, customer, target_wamid) if target_wamid else None
@@ -429,7 +444,11 @@ def record_message(
         home = None
     if home is None:
         status = Conversation.Status.QUEUED if echo else Conversation.Status.BOT
-        home, _ = open_conversation(inbox, customer, referral=new.referral, status=status)
+        if new_customer:
+            # Created in this transaction: no conversation of theirs, open or closed, to look for.
+            home, _ = _create_conversation(inbox, customer, referral=new.referral, status=status)
+        else:
+            home, _ = open_conversation(inbox, customer, referral=new.referral, status=status)
     if reply_to is not None and not _same_chat(reply_to, inbox, customer):
         reply_to = None  # a customer never links to another chat's message
 

@@ -64,3 +64,24 @@ def test_it_recognises_a_duplicate_in_three_queries(inbox, post_webhook, django_
 
     # then
     assert (report.created, report.duplicates) == (0, 1)
+
+
+@pytest.mark.django_db
+def test_a_new_customers_first_message_looks_for_no_earlier_conversation_of_theirs(
+    inbox, django_assert_max_num_queries
+) -> None:
+    # given: a customer never seen, in an inbox that reopens recent conversations
+    inbox.reopen_hours = 24
+    inbox.save(update_fields=["reopen_hours"])
+    raw, header = _signed(text_payload("wamid.NEWCUSTOMER", "Oi, vocês atendem sábado?"))
+
+    # when: inbox, open conversation (none), "known or awaited?", customer by wa_id (none), the
+    # customer's insert (savepoint, insert, release), the conversation's (the same three), the
+    # message's (the same three), conversation timestamps
+    with django_assert_max_num_queries(14):
+        report = intake.process_body(raw, signature=header)
+
+    # then
+    assert (report.created, report.errors) == (1, [])
+    message = Message.objects.get(wamid="wamid.NEWCUSTOMER")
+    assert message.conversation.status == "bot" and message.conversation.customer.wa_id == "5511987654321"
