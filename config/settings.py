@@ -512,6 +512,9 @@ WEBHOOK_RETENTION_DAYS = env_int("WEBHOOK_RETENTION_DAYS", 30)
 WEBHOOK_BATCH_SIZE = env_int("WEBHOOK_BATCH_SIZE", 20)
 WEBHOOK_LOOP_SECONDS = env_float("WEBHOOK_LOOP_SECONDS", 5.0)
 WEBHOOK_WAKEUPS = env_int("WEBHOOK_WAKEUPS", 2)
+# The listener applies a batch of due events itself on a notification, and wakes the workers
+# only behind a full batch (listen_webhooks): false leaves every event to the workers.
+WEBHOOK_LISTENER_APPLIES = env_bool("WEBHOOK_LISTENER_APPLIES", True)
 WEBHOOK_CRASH_LIMIT = env_int("WEBHOOK_CRASH_LIMIT", 3)
 # /health/ answers 503 when the oldest due event has waited longer than this, or when neither
 # beat's sweep nor the listener has run for this long (production mode only; 0 turns a check off).

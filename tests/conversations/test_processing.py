@@ -592,6 +592,25 @@ def test_it_processes_a_stored_event_within_milliseconds_through_the_listener(in
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.postgres
+def test_the_listener_applies_what_is_due_itself_with_no_worker_or_broker(inbox) -> None:
+    # given: the listener running, no worker, and a broker nobody can reach
+    tasks.process_webhooks  # noqa: B018 (registered before broker_down closes the app)
+    with broker_down():
+        listener = run_listener(seconds=4)
+        wait_until(lambda: dispatch.last_dispatch_age() is not None, timeout=3)
+
+        # when: two customers write
+        first = stored(text_payload("wamid.LISTENER1"))
+        second = stored(text_payload("wamid.LISTENER2", wa_id="5521999990000"))
+
+        # then: both applied within a moment, by the listener alone
+        wait_until(lambda: WebhookEvent.objects.filter(pk__in=[first, second], state="done").count() == 2, timeout=2)
+        listener.join(10)
+    assert sorted(Message.objects.values_list("wamid", flat=True)) == ["wamid.LISTENER1", "wamid.LISTENER2"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
 def test_it_notifies_only_for_validly_signed_events() -> None:
     # given: a connection listening like listen_webhooks
     params = connection.get_connection_params()
@@ -679,7 +698,8 @@ def test_it_keeps_a_failed_event_with_its_error_and_retries_it_when_due(inbox) -
 @pytest.mark.postgres
 @pytest.mark.redis
 def test_it_wakes_the_workers_without_a_task_per_message_in_a_burst(inbox, settings) -> None:
-    # given: the listener running against the real broker, no worker consuming
+    # given: the listener as a pure dispatcher, against the real broker, no worker consuming
+    settings.WEBHOOK_LISTENER_APPLIES = False
     with real_broker() as client:
         listener = run_listener(seconds=3)
         wait_until(lambda: dispatch.last_dispatch_age() is not None and dispatch.last_dispatch_age() < 1, timeout=5)
@@ -695,6 +715,31 @@ def test_it_wakes_the_workers_without_a_task_per_message_in_a_burst(inbox, setti
         assert client.llen(dispatch.WEBHOOKS_QUEUE) == settings.WEBHOOK_WAKEUPS
         listener.join(10)
     assert WebhookEvent.objects.filter(state="pending").count() == 50
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_behind_a_burst_the_listener_applies_a_batch_and_wakes_the_workers_for_the_rest(inbox, settings) -> None:
+    # given: the listener applying batches of 10, against the real broker, no worker consuming
+    settings.WEBHOOK_BATCH_SIZE = 10
+    with real_broker() as client:
+        listener = run_listener(seconds=3)
+        wait_until(lambda: dispatch.last_dispatch_age() is not None and dispatch.last_dispatch_age() < 1, timeout=5)
+
+        # when: a burst of 50 events
+        for i in range(50):
+            stored(text_payload(f"wamid.BEHIND{i}", wa_id=f"55119{i:08d}"))
+        wait_until(lambda: client.llen(dispatch.WEBHOOKS_QUEUE) > 0, timeout=3)
+        time.sleep(0.3)
+
+        # then: a full batch applied here woke the workers (a few wake-ups, not one per
+        # message), and nothing was lost or applied twice
+        assert client.llen(dispatch.WEBHOOKS_QUEUE) == settings.WEBHOOK_WAKEUPS
+        listener.join(10)
+    done = WebhookEvent.objects.filter(state="done").count()
+    assert done >= 10 and done + WebhookEvent.objects.filter(state="pending").count() == 50
+    assert Message.objects.count() == done
 
 
 @pytest.mark.django_db
