@@ -108,6 +108,25 @@ def deliver(message_id: int) -> Outcome:
         message.send_started = timezone.now()
         message.save(update_fields=["status", "send_attempts", "send_started", "updated"])
     # Committed: from here on a crash leaves the row in ``sending`` for reconcile_unconfirmed.
+    return _send_claimed(message, inbox)
+
+
+def deliver_claimed(message_id: int) -> Outcome:
+    """Deliver a row whose first attempt its creator claimed in the transaction that stored it
+    (``outbound.delivered_here``: ``sending``, attempt 1, the inbox checked under the same
+    lock). As after ``deliver``'s claim, a crash from here on leaves it for
+    reconcile_unconfirmed, never for a second automatic send."""
+    message = (
+        Message.objects.filter(pk=message_id, direction=Message.Direction.OUT, status=Message.Status.SENDING)
+        .select_related("conversation__inbox")
+        .first()
+    )
+    if message is None or message.send_attempts != 1 or message.wamid:
+        return Outcome("skipped")
+    return _send_claimed(message, message.conversation.inbox)
+
+
+def _send_claimed(message: Message, inbox: Inbox) -> Outcome:
     attempt = message.send_attempts
     client = GraphClient(inbox)
     try:

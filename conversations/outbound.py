@@ -178,6 +178,12 @@ def _store(
         message.payload = payload
         if message.media:
             message.media_size = message.media.size
+        if _delivered_here.get() is not None:
+            # Delivered by this process right after commit: its first attempt is claimed in
+            # this very transaction (the checks above ran under the same lock).
+            message.status = Message.Status.SENDING
+            message.send_attempts = 1
+            message.send_started = now
         message.save()
         if locked.last_message is None or now > locked.last_message:
             locked.last_message = now
@@ -214,11 +220,13 @@ _delivered_here: contextvars.ContextVar[list[int] | None] = contextvars.ContextV
 def delivered_here() -> Iterator[None]:
     """Messages stored (and committed) inside this block are delivered by this process when it
     ends, instead of by the sending worker: for a worker whose answer should not wait for a
-    queue hop (the bot's reply). It is the same delivery as the send task's, claim and all, so a
-    row is still sent at most once; one that needs another try is queued with the task's
-    backoff, and a process that dies before delivering leaves its rows ``pending`` for the
-    outbound sweep (``sweep_outbound_messages``), as a lost task would. Rows whose transaction
-    rolled back (the "try the bot" page) are never delivered."""
+    queue hop (the bot's reply). Each row's first attempt is claimed in the transaction that
+    stores it (``sending``, attempt 1), then it is the send task's own delivery
+    (``delivery.deliver_claimed``): a row is sent at most once; one that needs another try is
+    queued with the task's backoff; a process that dies before Meta answers leaves the row to
+    reconcile_unconfirmed, as when a sending worker dies after its claim (not confirmed, sent
+    again only by a person). Rows whose transaction rolled back (the "try the bot" page) are
+    never delivered."""
     committed: list[int] = []
     token = _delivered_here.set(committed)
     try:
@@ -230,13 +238,13 @@ def delivered_here() -> Iterator[None]:
 
 
 def deliver_now(message_id: int) -> None:
-    """Deliver one committed row in this process; never raises. What the send task would retry
-    goes to the send task, with its delay."""
+    """Deliver one committed, claimed row in this process; never raises. What the send task
+    would retry goes to the send task, with its delay. A failure of ours leaves the claimed row
+    to reconcile_unconfirmed (it may have reached Meta)."""
     try:
-        outcome = delivery.deliver(message_id)
+        outcome = delivery.deliver_claimed(message_id)
     except Exception:
-        logger.exception("message %s: delivery here failed; queued for the sending worker", message_id)
-        jobs.enqueue(jobs.SEND_MESSAGE, message_id)
+        logger.exception("message %s: delivery here failed; left to the unconfirmed sweep", message_id)
         return
     if outcome.retry_in is not None:
         jobs.enqueue(jobs.SEND_MESSAGE, message_id, countdown=outcome.retry_in)

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connection, transaction
@@ -19,13 +20,14 @@ from django.utils import timezone
 
 from bots import pipeline, sweep
 from bots.models import BotConfig, BotRun, BotState
-from conversations import outbound
+from conversations import delivery, outbound
 from conversations.models import Conversation, Inbox, Message
 from handoffs import services as handoffs
 from handoffs.models import Handoff
 from tests.bots.pipeline_helpers import bot_messages, echo, register_bot_tasks, say
 from tests.conftest import broker_down
 from tests.fake_graph import FakeGraph, graph_error
+from tests.fake_graph import Reply as FakeGraphReply
 from tests.fake_openai import FakeOpenAI, Reply, answer
 
 pytest_plugins = ["tests.conftest_graph", "tests.conftest_openai", "tests.bots.pipeline_support"]
@@ -482,3 +484,29 @@ def test_the_typing_indicator_goes_out_from_the_bots_own_process_before_the_answ
     ]
     assert out.get("error") is None
     assert [c.json.get("type") for c in fake_graph.calls("messages")] == [None, "text"]
+
+
+def test_a_reply_whose_answer_from_meta_is_lost_is_never_sent_again_automatically(
+    inbox: Inbox, fake_openai: FakeOpenAI, fake_graph: FakeGraph, llm_bot: BotConfig
+) -> None:
+    # given: Meta takes the reply and the connection drops before its answer (the same state a
+    # bots worker killed right after its claim leaves); no read receipts, so one call to Meta
+    register_bot_tasks()
+    Inbox.objects.filter(pk=inbox.pk).update(read_receipts=False)
+    fake_openai.chat(answer("Abrimos às 9h."))
+    fake_graph.script("messages", FakeGraphReply(accept=True, drop=True))
+    with broker_down():
+        message = say(inbox, "Que horas vocês abrem?")
+        pipeline.run(message.conversation_id)
+    (reply,) = bot_messages(message.conversation)
+    assert (reply.status, reply.send_attempts, reply.wamid) == (Message.Status.SENDING, 1, None)
+
+    # when: the sweeps run past the confirmation window
+    later = timezone.now() + timedelta(seconds=settings.WHATSAPP_SEND_CONFIRM_SECONDS + 1)
+    marked = delivery.reconcile_unconfirmed(later)
+    pending = delivery.due_pending(later, min_age=0)
+
+    # then: shown to people as not confirmed, never sent a second time on its own
+    reply.refresh_from_db()
+    assert (marked, pending, reply.status) == ([reply.pk], [], Message.Status.UNCONFIRMED)
+    assert len(fake_graph.sends()) == 1
