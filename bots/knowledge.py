@@ -20,9 +20,10 @@ import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache
+from typing import Any
 
 from django.db import connection
-from django.db.models import F, Value
+from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Coalesce
 
 from bots.intents import fold, tokens
@@ -189,20 +190,49 @@ def _tsquery(terms: list[str]) -> str:
 
 
 def _entries(config: BotConfig, terms: list[str]) -> list[KnowledgeEntry]:
-    queryset = KnowledgeEntry.objects.filter(bot=config, active=True)
     if connection.vendor == "postgresql" and (raw := _tsquery(terms)):
-        from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+        return _ranked_entries(config.pk, raw)
+    return list(KnowledgeEntry.objects.filter(bot=config, active=True)[:MAX_ENTRIES])
 
-        vector = (
-            SearchVector("title", weight="A", config=TEXT_SEARCH_CONFIG)
-            + SearchVector("keywords", weight="A", config=TEXT_SEARCH_CONFIG)
-            + SearchVector("body", weight="C", config=TEXT_SEARCH_CONFIG)
+
+def _ranked(bot_id: int, raw: str) -> QuerySet[KnowledgeEntry]:
+    from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+
+    vector = (
+        SearchVector("title", weight="A", config=TEXT_SEARCH_CONFIG)
+        + SearchVector("keywords", weight="A", config=TEXT_SEARCH_CONFIG)
+        + SearchVector("body", weight="C", config=TEXT_SEARCH_CONFIG)
+    )
+    query = SearchQuery(raw, search_type="raw", config=TEXT_SEARCH_CONFIG)
+    return (
+        KnowledgeEntry.objects.filter(bot_id=bot_id, active=True)
+        .annotate(rank=Coalesce(SearchRank(vector, query), Value(0.0)))
+        .order_by(F("rank").desc(), "position", "id")[:MAX_ENTRIES]
+    )
+
+
+# Building that query's full-text expressions cost more CPU than running it (every customer
+# message of a bot asks it): its SQL is compiled once per process, with sample values whose
+# places among the parameters take the real ones (the rank comes back as an extra column).
+_SAMPLE_BOT, _SAMPLE_QUERY = -987654321, "atendesample:*"
+_ranked_sql: tuple[str, list[Any], list[int | None]] | None = None
+
+
+def _ranked_entries(bot_id: int, raw: str) -> list[KnowledgeEntry]:
+    global _ranked_sql
+    if _ranked_sql is None:
+        sql, params = _ranked(_SAMPLE_BOT, _SAMPLE_QUERY).query.get_compiler(using="default").as_sql()
+        slots = [0 if value == _SAMPLE_BOT else 1 if value == _SAMPLE_QUERY else None for value in params]
+        if slots.count(0) != 1 or slots.count(1) != 1:
+            return list(_ranked(bot_id, raw))
+        _ranked_sql = (sql, list(params), slots)
+    sql, params, slots = _ranked_sql
+    values = (bot_id, raw)
+    return list(
+        KnowledgeEntry.objects.raw(
+            sql, [value if slot is None else values[slot] for value, slot in zip(params, slots, strict=True)]
         )
-        query = SearchQuery(raw, search_type="raw", config=TEXT_SEARCH_CONFIG)
-        queryset = queryset.annotate(rank=Coalesce(SearchRank(vector, query), Value(0.0))).order_by(
-            F("rank").desc(), "position", "id"
-        )
-    return list(queryset[:MAX_ENTRIES])
+    )
 
 
 def scored(config: BotConfig, query: str) -> list[tuple[float, KnowledgeEntry]]:
