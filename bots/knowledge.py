@@ -20,7 +20,6 @@ import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache
-from typing import Any
 
 from django.db import connection
 from django.db.models import F, QuerySet, Value
@@ -28,6 +27,7 @@ from django.db.models.functions import Coalesce
 
 from bots.intents import fold, tokens
 from bots.models import BotConfig, KnowledgeEntry
+from conversations.querycache import CompiledQuery
 
 # Entries scored per query: far above a real FAQ, low enough to keep a turn fast.
 MAX_ENTRIES = 500
@@ -191,7 +191,7 @@ def _tsquery(terms: list[str]) -> str:
 
 def _entries(config: BotConfig, terms: list[str]) -> list[KnowledgeEntry]:
     if connection.vendor == "postgresql" and (raw := _tsquery(terms)):
-        return _ranked_entries(config.pk, raw)
+        return _RANKED(config.pk, raw)
     return list(KnowledgeEntry.objects.filter(bot=config, active=True)[:MAX_ENTRIES])
 
 
@@ -212,27 +212,8 @@ def _ranked(bot_id: int, raw: str) -> QuerySet[KnowledgeEntry]:
 
 
 # Building that query's full-text expressions cost more CPU than running it (every customer
-# message of a bot asks it): its SQL is compiled once per process, with sample values whose
-# places among the parameters take the real ones (the rank comes back as an extra column).
-_SAMPLE_BOT, _SAMPLE_QUERY = -987654321, "atendesample:*"
-_ranked_sql: tuple[str, list[Any], list[int | None]] | None = None
-
-
-def _ranked_entries(bot_id: int, raw: str) -> list[KnowledgeEntry]:
-    global _ranked_sql
-    if _ranked_sql is None:
-        sql, params = _ranked(_SAMPLE_BOT, _SAMPLE_QUERY).query.get_compiler(using="default").as_sql()
-        slots = [0 if value == _SAMPLE_BOT else 1 if value == _SAMPLE_QUERY else None for value in params]
-        if slots.count(0) != 1 or slots.count(1) != 1:
-            return list(_ranked(bot_id, raw))
-        _ranked_sql = (sql, list(params), slots)
-    sql, params, slots = _ranked_sql
-    values = (bot_id, raw)
-    return list(
-        KnowledgeEntry.objects.raw(
-            sql, [value if slot is None else values[slot] for value, slot in zip(params, slots, strict=True)]
-        )
-    )
+# message of a bot asks it): compiled once per process (conversations/querycache.py).
+_RANKED = CompiledQuery(_ranked, -987654321, "atendesample:*")
 
 
 def scored(config: BotConfig, query: str) -> list[tuple[float, KnowledgeEntry]]:

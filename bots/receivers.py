@@ -27,7 +27,7 @@ def _with_bot(conversation_id: int) -> bool:
 
 
 # Each inbox's burst wait, read once per process and this often again: every customer message
-# of a bot-owned conversation needs it, and it rarely changes (a saved BotConfig clears it here).
+# of a bot-owned conversation needs it, and it rarely changes (a save clears it: forget_config).
 BURST_CACHE_SECONDS = 30.0
 _bursts: dict[int, tuple[float, float]] = {}
 
@@ -43,12 +43,6 @@ def _burst_seconds(inbox_id: int) -> float:
     return burst
 
 
-@receiver(post_save, sender=BotConfig, dispatch_uid="bots.forget_burst")
-@receiver(post_delete, sender=BotConfig, dispatch_uid="bots.forget_burst_deleted")
-def forget_burst(sender: Any, instance: BotConfig, **kwargs: Any) -> None:
-    _bursts.pop(instance.inbox_id, None)
-
-
 @receiver(post_save, sender=BotConfig, dispatch_uid="bots.forget_config")
 @receiver(post_delete, sender=BotConfig, dispatch_uid="bots.forget_config_deleted")
 @receiver(post_save, sender=BusinessHours, dispatch_uid="bots.forget_config_hours")
@@ -57,7 +51,9 @@ def forget_burst(sender: Any, instance: BotConfig, **kwargs: Any) -> None:
 @receiver(post_delete, sender=ModelPrice, dispatch_uid="bots.forget_config_price_deleted")
 @receiver(post_save, sender=Inbox, dispatch_uid="bots.forget_config_inbox")
 def forget_config(sender: Any, **kwargs: Any) -> None:
-    """A configuration saved in this process applies to this process's next turn at once."""
+    """A configuration saved in this process applies at once to this process's next message
+    (its burst wait) and turn (the rest)."""
+    _bursts.clear()
     services.forget_configs()
 
 

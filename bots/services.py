@@ -13,7 +13,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext
 
-from bots.models import BotConfig, Lead
+from bots import hours
+from bots.models import BotConfig, Lead, ModelPrice
 from bots.turn import Line
 from conversations.models import Conversation, Inbox, Message
 
@@ -56,9 +57,6 @@ def turn_config(inbox_id: int) -> BotConfig:
     cached = _configs.get(inbox_id)
     if cached is not None and cached[0] > now:
         return cached[1]
-    from bots import hours
-    from bots.models import ModelPrice
-
     config = config_for(inbox_id)
     config.loaded_intervals = hours.intervals(config)
     config.loaded_prices = {price.model: price for price in ModelPrice.objects.all()}

@@ -546,6 +546,13 @@ def send_reaction(
     )
 
 
+def _require_received(message: Message) -> None:
+    _require(
+        message.direction == Message.Direction.IN and bool(message.wamid),
+        _("Only received messages can be marked as read."),
+    )
+
+
 def show_typing(message: Message, inbox: Inbox) -> None:
     """WhatsApp's typing indicator on the customer's ``message`` (it comes with the read receipt,
     so an inbox that sends none shows no typing either), for a worker about to think a while
@@ -555,10 +562,7 @@ def show_typing(message: Message, inbox: Inbox) -> None:
     retried, the answer follows anyway. ``inbox`` is the conversation's, read fresh by the
     caller (``message.conversation`` must be set). Where tasks run eagerly (the embedded mode,
     the tests) it is sent inline after commit, like the task it replaces."""
-    _require(
-        message.direction == Message.Direction.IN and bool(message.wamid),
-        _("Only received messages can be marked as read."),
-    )
+    _require_received(message)
     if not inbox.read_receipts or not inbox.is_active or inbox.sending_paused_reason:
         return
     if not message.conversation.is_window_open():
@@ -596,10 +600,7 @@ def _typing_threads() -> ThreadPoolExecutor:
 
 def mark_read(message: Message, *, typing: bool = False) -> None:
     """Tell the customer we read their message (and, optionally, that we are typing)."""
-    _require(
-        message.direction == Message.Direction.IN and bool(message.wamid),
-        _("Only received messages can be marked as read."),
-    )
+    _require_received(message)
     check_can_send(message.conversation)
     jobs.enqueue_on_commit(jobs.MARK_READ, message.pk, typing)
 

@@ -46,6 +46,8 @@ class _Compiled:
         self.start, self.end = fields[0], fields[-1] + 1
         self.init_list = [column[0].target.attname for column in compiler.select[self.start : self.end]]
         self.related = get_related_populators(klass_info, compiler.select, alias)
+        # Annotations come back as attributes, as Django's own iterable sets them.
+        self.annotations = list(compiler.annotation_col_map.items())
 
 
 class CompiledQuery:
@@ -75,6 +77,8 @@ class CompiledQuery:
             obj = compiled.model.from_db(using, compiled.init_list, row[compiled.start : compiled.end])
             for populator in compiled.related:
                 populator.populate(row, obj)
+            for name, index in compiled.annotations:
+                setattr(obj, name, row[index])
             objects.append(obj)
         return objects
 
