@@ -389,17 +389,26 @@ def test_the_sweep_leaves_alone_what_can_no_longer_be_answered(
     assert BotState.objects.get(pk=chat.pk).handled_through == old.pk
 
 
+def turn_with_broker_down(
+    inbox: Inbox, fake_openai: FakeOpenAI, *, read_receipts: bool = True
+) -> tuple[Message, pipeline.TurnResult | None]:
+    """The customer asks when the business opens and the bots worker's turn answers, with a
+    broker where no task can be queued (so nothing reaches Meta through the sending queue)."""
+    register_bot_tasks()
+    if not read_receipts:
+        Inbox.objects.filter(pk=inbox.pk).update(read_receipts=False)
+    fake_openai.chat(answer("Abrimos às 9h."))
+    with broker_down():
+        message = say(inbox, "Que horas vocês abrem?")
+        return message, pipeline.run(message.conversation_id)
+
+
 def test_the_bots_reply_goes_to_meta_from_the_bots_own_process_not_through_the_sending_queue(
     inbox: Inbox, fake_openai: FakeOpenAI, fake_graph: FakeGraph, llm_bot: BotConfig
 ) -> None:
     # given: the customer's message, and a broker where no task can be queued
-    register_bot_tasks()
-    fake_openai.chat(answer("Abrimos às 9h."))
-    with broker_down():
-        message = say(inbox, "Que horas vocês abrem?")
-
-        # when: the bots worker's turn runs
-        result = pipeline.run(message.conversation_id)
+    # when: the bots worker's turn runs
+    message, result = turn_with_broker_down(inbox, fake_openai)
 
     # then: the reply reached Meta all the same, sent once and linked to its wamid
     assert result is not None and result.run.outcome == BotRun.Outcome.REPLIED
@@ -414,15 +423,10 @@ def test_a_reply_meta_refuses_for_now_waits_for_its_retry_and_the_turn_still_cou
 ) -> None:
     # given: Meta's rate limit on the first try; the retry task cannot even be queued (and no
     # read receipts, so the one call to Meta is the reply's)
-    register_bot_tasks()
-    Inbox.objects.filter(pk=inbox.pk).update(read_receipts=False)
-    fake_openai.chat(answer("Abrimos às 9h."))
     fake_graph.script("messages", graph_error(130429, status=429))
-    with broker_down():
-        message = say(inbox, "Que horas vocês abrem?")
 
-        # when
-        result = pipeline.run(message.conversation_id)
+    # when
+    message, result = turn_with_broker_down(inbox, fake_openai, read_receipts=False)
 
     # then: nothing raised, the turn is recorded, and the reply waits (pending, with Meta's
     # reason) for the send task or the outbound sweep, never lost and never sent twice
@@ -491,13 +495,8 @@ def test_a_reply_whose_answer_from_meta_is_lost_is_never_sent_again_automaticall
 ) -> None:
     # given: Meta takes the reply and the connection drops before its answer (the same state a
     # bots worker killed right after its claim leaves); no read receipts, so one call to Meta
-    register_bot_tasks()
-    Inbox.objects.filter(pk=inbox.pk).update(read_receipts=False)
-    fake_openai.chat(answer("Abrimos às 9h."))
     fake_graph.script("messages", FakeGraphReply(accept=True, drop=True))
-    with broker_down():
-        message = say(inbox, "Que horas vocês abrem?")
-        pipeline.run(message.conversation_id)
+    message, _result = turn_with_broker_down(inbox, fake_openai, read_receipts=False)
     (reply,) = bot_messages(message.conversation)
     assert (reply.status, reply.send_attempts, reply.wamid) == (Message.Status.SENDING, 1, None)
 

@@ -13,15 +13,20 @@ from django.utils import timezone
 from conversations.models import Conversation, Message
 
 
-@pytest.mark.django_db
-def test_it_seeds_conversations_dated_just_now(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # given: the embedded mode's demo inbox
+def embedded_demo(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded mode's demo inbox settings, as `make run` has them."""
     settings.PRODUCTION = False
     settings.WHATSAPP_PHONE_NUMBER_ID = "106540352242922"
     settings.WHATSAPP_APP_SECRET = "demo-app-secret"
     settings.WHATSAPP_ACCESS_TOKEN = "demo-access-token"
     settings.WHATSAPP_VERIFY_TOKEN = "demo-verify-token"
     monkeypatch.delenv("DEMO_PASSWORD", raising=False)
+
+
+@pytest.mark.django_db
+def test_it_seeds_conversations_dated_just_now(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: the embedded mode's demo inbox
+    embedded_demo(settings, monkeypatch)
 
     # when
     out = StringIO()
@@ -41,12 +46,7 @@ def test_its_sample_chats_are_history_the_bot_does_not_answer(
     settings: Any, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
 ) -> None:
     # given: the embedded mode's demo inbox (its bot answers new customer messages)
-    settings.PRODUCTION = False
-    settings.WHATSAPP_PHONE_NUMBER_ID = "106540352242922"
-    settings.WHATSAPP_APP_SECRET = "demo-app-secret"
-    settings.WHATSAPP_ACCESS_TOKEN = "demo-access-token"
-    settings.WHATSAPP_VERIFY_TOKEN = "demo-verify-token"
-    monkeypatch.delenv("DEMO_PASSWORD", raising=False)
+    embedded_demo(settings, monkeypatch)
     from bots.models import BotRun
 
     # when
