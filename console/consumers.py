@@ -61,7 +61,7 @@ logger = logging.getLogger(__name__)
 
 # The open conversation's fragments wait this long for the same event's copy from its other
 # group (message.created and conversation.updated go to the inbox and the conversation groups).
-MESSAGE_DELAY = 0.01
+MESSAGE_DELAY = 0.002
 # Rows and counters of the lists: at most one refresh per socket per this many seconds.
 LIST_INTERVAL = 1.0
 # Typing from one socket is forwarded at most this often (the composer throttles too).

@@ -39,6 +39,7 @@ from django_htmx.middleware import HtmxDetails
 from console.templatetags.console_tags import attach_open_handoffs
 from conversations import access
 from conversations.models import Conversation, Message
+from conversations.querycache import CompiledQuery
 from handoffs.models import Attendant, OwnershipChange
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,26 @@ SEEN_KEY = "console:seen:{}"
 DB_SESSIONS = ("django.contrib.sessions.backends.db", "django.contrib.sessions.backends.cached_db")
 # An assignment older than this is not announced again (a sync after a long disconnection).
 TOAST_WITHIN = timedelta(minutes=2)
+
+# A round's reads, compiled once per process (conversations/querycache.py): building and
+# compiling these querysets cost several times more CPU than running them, and a message
+# costs its consoles one round.
+_OPEN_CONVERSATIONS = CompiledQuery(
+    lambda ids: Conversation.objects.select_related("inbox", "customer", "assignee").filter(pk__in=ids).order_by(),
+    [-987654321],
+)
+_ROUND_MESSAGES = CompiledQuery(
+    lambda ids: Message.objects.select_related(*MESSAGE_JOINS).filter(pk__in=ids).order_by(), [-987654321]
+)
+
+
+def _sessions_of(keys: list[str]) -> QuerySet:
+    from django.contrib.sessions.models import Session
+
+    return Session.objects.filter(session_key__in=keys).order_by().values_list("session_key", "expire_date")
+
+
+_SESSIONS = CompiledQuery(_sessions_of, ["\0session"])
 
 
 # --- The socket's request -------------------------------------------------------------------------
@@ -371,12 +392,9 @@ def _alive(requests: list[HttpRequest]) -> set[int]:
     logged_in = [request for request in requests if getattr(request.user, "is_authenticated", False)]
     if settings.SESSION_ENGINE not in DB_SESSIONS:
         return {id(request) for request in logged_in}
-    from django.contrib.sessions.models import Session
-
-    keys = {_session_key(request) for request in logged_in} - {None}
-    living = set(
-        Session.objects.filter(session_key__in=keys, expire_date__gt=timezone.now()).values_list("pk", flat=True)
-    )
+    keys = sorted({_session_key(request) for request in logged_in} - {None})
+    now = timezone.now()
+    living = {key for key, expires in _SESSIONS(keys) if expires > now}
     return {id(request) for request in logged_in if _session_key(request) in living}
 
 
@@ -399,20 +417,41 @@ class _Round:
         # The open conversations, as their fragments need them (and the access rule reads).
         self.conversations: dict[int, Conversation] = {}
         if opened and users:
-            self.conversations = Conversation.objects.select_related("inbox", "customer", "assignee").in_bulk(opened)
+            self.conversations = {row.pk: row for row in _OPEN_CONVERSATIONS(sorted(opened))}
         # One fresh answer for every (user, conversation) of the round.
         self.audience = access.who_may_see(users, wanted, loaded=self.conversations.values())
         self.messages: dict[int, Message] = {}
         if message_ids and users:
-            self.messages = Message.objects.select_related(*MESSAGE_JOINS).in_bulk(message_ids)
+            self.messages = {row.pk: row for row in _ROUND_MESSAGES(sorted(message_ids))}
         self.rows: dict[int, Conversation] = {}
         self.tallies: list | None = None
+        # The answer by user: conversation id -> may act on it (absent: may not see it).
+        self.visible: dict[int, dict[int, bool]] = {}
+        for (user_id, conversation_id), can_act in self.audience.allowed.items():
+            self.visible.setdefault(user_id, {})[conversation_id] = can_act
+        # Each row's fragment, once per round and language (None: not shown).
+        self.row_html: dict[tuple[int, str], str | None] = {}
 
-    def may_see(self, request: HttpRequest, conversation_id: int) -> bool:
-        return id(request) in self.sockets_alive and (request.user.pk, conversation_id) in self.audience.allowed
+    def seen_by(self, request: HttpRequest) -> dict[int, bool]:
+        """The conversations of the round this socket may see now (-> may act on them): none
+        once its session is gone."""
+        if id(request) not in self.sockets_alive:
+            return {}
+        return self.visible.get(request.user.pk, {})
 
-    def may_act(self, request: HttpRequest, conversation_id: int) -> bool:
-        return bool(self.audience.allowed.get((request.user.pk, conversation_id)))
+    def row(self, request: HttpRequest, conversation_id: int, language: str) -> str | None:
+        """The list row of a conversation the socket may see (rendered once per process and
+        version: ``_Shared``), or None when it is gone from the lists."""
+        key = (conversation_id, language)
+        if key not in self.row_html:
+            shared_key = ("row", conversation_id, self.audience.updated[conversation_id], language)
+            html = _shared.peek(shared_key)
+            if html is None:
+                found = self.list_rows([conversation_id]).get(conversation_id)
+                if found is not None:
+                    html = _shared.get(shared_key, lambda: _render_row(request, found))
+            self.row_html[key] = html
+        return self.row_html[key]
 
     def counters(self, request: HttpRequest) -> str:
         """The counters partial for this socket's user, from one aggregate per round for all
@@ -430,7 +469,11 @@ class _Round:
             admin=user_id in self.audience.admins,
             roles=self.audience.roles.get(user_id, {}),
         )
-        return _render(f"{LIST}#counters", context, request)
+        # The partial reads only the counts (and the language): users with the same counts
+        # share one render.
+        counts = tuple((counter["view"], counter["count"]) for counter in context["counters"])
+        key = ("counters", counts, translation.get_language())
+        return _shared.get(key, lambda: _render(f"{LIST}#counters", context, request))
 
     def list_rows(self, pks: list[int]) -> dict[int, Conversation]:
         missing = [pk for pk in pks if pk not in self.rows]
@@ -446,15 +489,13 @@ def render_batches(items: list[tuple[HttpRequest, int | None, Batch]]) -> list[s
     token, its counters, its header). One socket's failure leaves the others' output alone."""
     round_ = _Round(items)
     # Every row some socket will show and no socket has rendered yet: one fetch for all.
-    unrendered = set()
+    shown: set[tuple[int, str]] = set()
     for request, _open_id, batch in items:
-        with translation.override(request.LANGUAGE_CODE):
-            language = translation.get_language()
-        unrendered |= {
-            pk
-            for pk in batch.rows
-            if round_.may_see(request, pk) and not _shared.has(("row", pk, round_.audience.updated[pk], language))
-        }
+        if batch.rows:
+            language = _language_of(request)
+            shown |= {(pk, language) for pk in batch.rows & round_.seen_by(request).keys()}
+    updated = round_.audience.updated
+    unrendered = {pk for pk, language in shown if not _shared.has(("row", pk, updated[pk], language))}
     if unrendered:
         round_.list_rows(sorted(unrendered))
     out = []
@@ -474,41 +515,47 @@ def render_batch(request: HttpRequest, open_id: int | None, batch: Batch) -> str
     return render_batches([(request, open_id, batch)])[0]
 
 
+def _language_of(request: HttpRequest) -> str:
+    """The socket's language as ``translation.get_language`` names it (read once per socket)."""
+    language = getattr(request, "live_language", None)
+    if language is None:
+        with translation.override(request.LANGUAGE_CODE):
+            language = request.live_language = translation.get_language()
+    return language
+
+
 def _render_one(round_: _Round, request: HttpRequest, open_id: int | None, batch: Batch) -> str:
+    language = _language_of(request)
+    visible = round_.seen_by(request)
     with translation.override(request.LANGUAGE_CODE):
-        language = translation.get_language()
         out: list[str] = []
-        if open_id is not None and batch.messages and round_.may_see(request, open_id):
-            out += _shared_messages(round_, request, open_id, batch.messages, language)
-        if open_id is not None and open_id in batch.headers and round_.may_see(request, open_id):
+        if open_id is not None and open_id in visible:
+            if batch.messages:
+                out += _shared_messages(round_, request, open_id, batch.messages, language, can_act=visible[open_id])
             opened = round_.conversations.get(open_id)
-            if opened is not None:
+            if open_id in batch.headers and opened is not None:
                 out.append(_header(request, opened))
-        assigned = {pk for pk in batch.assigned if round_.may_see(request, pk)}
+        assigned = {pk for pk in batch.assigned if pk in visible}
         if assigned:
             out += _toasts(request, round_.list_rows(sorted(assigned)), assigned)
-        versions = round_.audience.updated
-        shown_rows = sorted(pk for pk in batch.rows if round_.may_see(request, pk))
-        missing = [pk for pk in shown_rows if not _shared.has(("row", pk, versions[pk], language))]
-        fetched = round_.list_rows(missing) if missing else {}
         for pk in sorted(batch.rows):
-            if pk in shown_rows:
-                key = ("row", pk, versions[pk], language)
-                if pk in fetched or _shared.has(key):
-                    out.append(_shared.get(key, lambda pk=pk: _render_row(request, fetched[pk])))
+            if pk in visible:
+                html = round_.row(request, pk, language)
+                if html is not None:
+                    out.append(html)
             elif pk in batch.gone:
                 out.append(_gone(pk, request))
         # Counters only move with a conversation this user sees (or just stopped seeing):
         # an event about someone else's conversation sends nothing at all.
-        if batch.counters and (shown_rows or batch.gone & set(batch.rows)) and id(request) in round_.sockets_alive:
+        sees_one = any(pk in visible for pk in batch.rows)
+        if batch.counters and (sees_one or batch.gone & batch.rows) and id(request) in round_.sockets_alive:
             out.append(round_.counters(request))
         return "".join(out)
 
 
 def _shared_messages(
-    round_: _Round, request: HttpRequest, open_id: int, message_ids: set[int], language: str
+    round_: _Round, request: HttpRequest, open_id: int, message_ids: set[int], language: str, *, can_act: bool
 ) -> list[str]:
-    can_act = round_.may_act(request, open_id)
     mine = [round_.messages[pk] for pk in message_ids if pk in round_.messages]
     mine = [message for message in mine if message.conversation_id == open_id]
     keys = {message.pk: ("message", message.pk, message.updated, language, can_act) for message in mine}

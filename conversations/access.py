@@ -37,6 +37,7 @@ from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext
 
 from conversations.models import Conversation, Customer, Inbox, Membership, Message
+from conversations.querycache import CompiledQuery
 
 Status = Conversation.Status
 Role = Membership.Role
@@ -166,6 +167,40 @@ class Audience:
     roles: dict[int, dict[int, str]] = field(default_factory=dict)
 
 
+# who_may_see's reads, compiled once per process (conversations/querycache.py): the live console
+# asks it for every round of renders.
+_AUDIENCE_CONVERSATIONS = CompiledQuery(
+    lambda ids: (
+        Conversation.objects.filter(pk__in=ids)
+        .order_by()
+        .values_list("pk", "inbox_id", "status", "assignee_id", "customer_id", "updated")
+    ),
+    [-987654321],
+)
+_AUDIENCE_SERVING = CompiledQuery(
+    lambda customer_ids: (
+        Conversation.objects.filter(customer_id__in=customer_ids, status__in=[*UNOWNED, Status.ASSIGNED])
+        .order_by()
+        .values_list("customer_id", "inbox_id", "status", "assignee_id")
+    ),
+    [-987654321],
+)
+
+
+def _users_with_memberships(user_ids: list[int]) -> QuerySet:
+    from django.contrib.auth import get_user_model
+
+    return (
+        get_user_model()
+        .objects.filter(pk__in=user_ids, is_active=True)
+        .order_by()
+        .values_list("pk", "is_superuser", "memberships__inbox_id", "memberships__role")
+    )
+
+
+_AUDIENCE_USERS = CompiledQuery(_users_with_memberships, [-987654321])
+
+
 def who_may_see(
     user_ids: Iterable[int], conversation_ids: Iterable[int], *, loaded: Iterable[Conversation] = ()
 ) -> Audience:
@@ -176,8 +211,6 @@ def who_may_see(
     rules. The live console asks this once per round for every socket of its process instead
     of once per socket (tests/console/test_live_access.py walks every role, status and
     history case against ``conversations_for``)."""
-    from django.contrib.auth import get_user_model
-
     audience = Audience()
     user_ids, conversation_ids = set(user_ids), set(conversation_ids)
     if not user_ids:
@@ -189,16 +222,10 @@ def who_may_see(
     ]
     unread = conversation_ids - {row[0] for row in rows}
     if unread:
-        rows += Conversation.objects.filter(pk__in=unread).values_list(
-            "pk", "inbox_id", "status", "assignee_id", "customer_id", "updated"
-        )
+        rows += _AUDIENCE_CONVERSATIONS(sorted(unread))
     audience.updated = {row[0]: row[5] for row in rows}
     admins, roles = audience.admins, audience.roles
-    for user_id, superuser, inbox_id, role in (
-        get_user_model()
-        .objects.filter(pk__in=user_ids, is_active=True)
-        .values_list("pk", "is_superuser", "memberships__inbox_id", "memberships__role")
-    ):
+    for user_id, superuser, inbox_id, role in _AUDIENCE_USERS(sorted(user_ids)):
         if superuser:
             admins.add(user_id)
         elif inbox_id is not None:
@@ -207,9 +234,7 @@ def who_may_see(
     history = {row[4] for row in rows if row[2] == Status.CLOSED}
     serving: dict[int, list[tuple[int, str, Any]]] = {}
     if history and roles:
-        for customer_id, inbox_id, status, assignee_id in Conversation.objects.filter(
-            customer_id__in=history, status__in=[*UNOWNED, Status.ASSIGNED]
-        ).values_list("customer_id", "inbox_id", "status", "assignee_id"):
+        for customer_id, inbox_id, status, assignee_id in _AUDIENCE_SERVING(sorted(history)):
             serving.setdefault(customer_id, []).append((inbox_id, status, assignee_id))
     for pk, inbox_id, status, assignee_id, customer_id, _updated in rows:
         for user_id in admins:

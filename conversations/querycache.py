@@ -10,6 +10,12 @@ substitutes the real values, runs the SQL and makes the model instances the way 
 iterable does (converters, ``select_related`` included). ``CompiledUpdate`` does the same for
 the UPDATE of a conversation's times that follows. The SQL is still the ORM's, so it follows
 the models; it is compiled per database connection alias.
+
+A sample given as a one-element list marks a list value (``pk__in=ids``): the query is compiled
+once per length bucket (1, 2, 4, ... ``MAX_LIST``), a list padded to its bucket with its last
+value (``IN`` ignores repeats); a longer list runs the queryset as built. The live console's
+rounds use this for their ``in_bulk`` reads (console/live.py). A ``values_list`` queryset
+returns its tuples (its values, when ``flat``).
 """
 
 from __future__ import annotations
@@ -19,8 +25,25 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet
-from django.db.models.query import get_related_populators
+from django.db.models.query import FlatValuesListIterable, ValuesListIterable, get_related_populators
 from django.db.models.sql import UpdateQuery
+
+# List values are compiled for these lengths (padded up to the next one); longer ones are not.
+LIST_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+MAX_LIST = LIST_BUCKETS[-1]
+
+
+def _bucket(length: int) -> int | None:
+    return next((bucket for bucket in LIST_BUCKETS if bucket >= length), None)
+
+
+def _spread(sample: Any, count: int) -> list[Any]:
+    """``count`` distinct values of the sample's type, for the elements of a list value."""
+    if isinstance(sample, int) and not isinstance(sample, bool):
+        return [sample - index for index in range(count)]
+    if isinstance(sample, str):
+        return [f"{sample}{index}" for index in range(count)]
+    raise TypeError(f"no list samples can be made from {sample!r}")
 
 
 class _Compiled:
@@ -41,6 +64,14 @@ class _Compiled:
         self.slots = slots
         self.compiler = compiler
         klass_info = compiler.klass_info
+        self.values = queryset._iterable_class in (ValuesListIterable, FlatValuesListIterable)
+        self.flat = queryset._iterable_class is FlatValuesListIterable
+        if self.values:
+            if queryset.query.annotation_select or queryset.query.extra_select:
+                raise ValueError("values_list with annotations is not supported")
+            return
+        if klass_info is None:
+            raise ValueError("only model instances and plain values_list are supported")
         self.model = klass_info["model"]
         fields = klass_info["select_fields"]
         self.start, self.end = fields[0], fields[-1] + 1
@@ -49,38 +80,86 @@ class _Compiled:
         # Annotations come back as attributes, as Django's own iterable sets them.
         self.annotations = list(compiler.annotation_col_map.items())
 
+    def run(self, values: Sequence[Any], using: str) -> list[Any]:
+        slots = zip(self.params, self.slots, strict=True)
+        params = [value if slot is None else values[slot] for value, slot in slots]
+        with connections[using].cursor() as cursor:
+            cursor.execute(self.sql, params)
+            rows = cursor.fetchall()
+        if not rows:
+            return []
+        if self.values:
+            found = list(self.compiler.results_iter(results=[rows], tuple_expected=True))
+            return [row[0] for row in found] if self.flat else found
+        objects = []
+        for row in self.compiler.results_iter(results=[rows]):
+            obj = self.model.from_db(using, self.init_list, row[self.start : self.end])
+            for populator in self.related:
+                populator.populate(row, obj)
+            for name, index in self.annotations:
+                setattr(obj, name, row[index])
+            objects.append(obj)
+        return objects
+
 
 class CompiledQuery:
-    """``build(*values)`` returns a queryset of model instances whose parameters are the given
-    values, passed as they are (no lookup that transforms them, such as ``contains``); the
-    ``samples`` are values of the same types that the constant parameters of the query never
-    equal. Calling the CompiledQuery with real values returns the list of instances."""
+    """``build(*values)`` returns a queryset of model instances (or a plain ``values_list``)
+    whose parameters are the given values, passed as they are (no lookup that transforms them,
+    such as ``contains``); the ``samples`` are values of the same types that the constant
+    parameters of the query never equal, a one-element list for a list value (its element an
+    int or a str). Calling the CompiledQuery with real values returns the list of instances (or
+    of tuples; of values when flat)."""
 
     def __init__(self, build: Callable[..., QuerySet[Any]], *samples: Any) -> None:
         self._build = build
         self._samples = samples
-        self._compiled: dict[str, _Compiled] = {}
+        self._lists = [index for index, sample in enumerate(samples) if isinstance(sample, list)]
+        for index in self._lists:
+            if len(samples[index]) != 1:
+                raise ValueError("a list sample holds exactly one value")
+        self._compiled: dict[tuple, _Compiled] = {}
 
-    def __call__(self, *values: Any, using: str = DEFAULT_DB_ALIAS) -> list[Model]:
-        compiled = self._compiled.get(using)
+    def __call__(self, *values: Any, using: str = DEFAULT_DB_ALIAS) -> list[Any]:
+        if not self._lists:
+            compiled = self._compiled.get((using,))
+            if compiled is None:
+                compiled = self._compiled[(using,)] = _Compiled(self._build(*self._samples), self._samples, using)
+            return compiled.run(values, using)
+        values = list(values)
+        buckets = []
+        for index in self._lists:
+            items = list(dict.fromkeys(values[index]))
+            if not items:
+                return []
+            bucket = _bucket(len(items))
+            if bucket is None:
+                # Longer than any bucket: the ORM as it is (rare; compiling it would not pay).
+                values[index] = items
+                return list(self._build(*values).using(using))
+            values[index] = items + [items[-1]] * (bucket - len(items))
+            buckets.append(bucket)
+        key = (using, *buckets)
+        compiled = self._compiled.get(key)
         if compiled is None:
-            compiled = self._compiled[using] = _Compiled(self._build(*self._samples), self._samples, using)
-        slots = zip(compiled.params, compiled.slots, strict=True)
-        params = [value if slot is None else values[slot] for value, slot in slots]
-        with connections[using].cursor() as cursor:
-            cursor.execute(compiled.sql, params)
-            rows = cursor.fetchall()
-        if not rows:
-            return []
-        objects = []
-        for row in compiled.compiler.results_iter(results=[rows]):
-            obj = compiled.model.from_db(using, compiled.init_list, row[compiled.start : compiled.end])
-            for populator in compiled.related:
-                populator.populate(row, obj)
-            for name, index in compiled.annotations:
-                setattr(obj, name, row[index])
-            objects.append(obj)
-        return objects
+            samples = list(self._samples)
+            for index, bucket in zip(self._lists, buckets, strict=True):
+                samples[index] = _spread(samples[index][0], bucket)
+            flat_samples = _flatten(samples, self._lists)
+            built = self._build(*samples)
+            compiled = self._compiled[key] = _Compiled(built, flat_samples, using)
+        flat_values = _flatten(values, self._lists)
+        return compiled.run(flat_values, using)
+
+
+def _flatten(values: Sequence[Any], lists: Sequence[int]) -> list[Any]:
+    """The values with each list value's elements in its place, in order."""
+    flat: list[Any] = []
+    for index, value in enumerate(values):
+        if index in lists:
+            flat.extend(value)
+        else:
+            flat.append(value)
+    return flat
 
 
 class CompiledUpdate:

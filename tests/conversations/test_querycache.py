@@ -60,3 +60,93 @@ def test_it_updates_only_the_row_and_fields_named(inbox) -> None:
         ("João", "", "5511922220000"),
     ]
     assert joao.name == "João"
+
+
+@pytest.mark.django_db
+def test_a_list_value_returns_what_the_orm_returns_whatever_its_length(inbox, django_assert_num_queries) -> None:
+    # given: five customers and a query on a list of their ids
+    customers = [Customer.objects.create(wa_id=f"55119111100{n:02d}", name=f"C{n}") for n in range(5)]
+    ids = [customer.pk for customer in customers]
+    query = CompiledQuery(lambda pks: Customer.objects.filter(pk__in=pks).order_by(), [-987654321])
+
+    # when: lists of one, three (padded to four), four, with repeats, and with an unknown id
+    with django_assert_num_queries(5):
+        found = [
+            query([ids[0]]),
+            query(ids[1:4]),
+            query(ids[:4]),
+            query([ids[4], ids[4], ids[0]]),
+            query([ids[2], -5]),
+        ]
+    # an empty list asks nothing
+    with django_assert_num_queries(0):
+        empty = query([])
+
+    # then
+    assert [sorted(c.pk for c in rows) for rows in found] == [
+        [ids[0]],
+        ids[1:4],
+        ids[:4],
+        sorted([ids[0], ids[4]]),
+        [ids[2]],
+    ]
+    assert empty == []
+    # lengths three and four share one compiled statement; one and two have their own
+    assert sorted(key[1:] for key in query._compiled) == [(1,), (2,), (4,)]
+
+
+@pytest.mark.django_db
+def test_a_list_longer_than_any_bucket_runs_through_the_orm(inbox) -> None:
+    # given
+    maria = Customer.objects.create(wa_id="5511911110000", name="Maria")
+    query = CompiledQuery(lambda pks: Customer.objects.filter(pk__in=pks).order_by(), [-987654321])
+
+    # when
+    found = query([maria.pk, *range(-1, -400, -1)])
+
+    # then
+    assert [c.pk for c in found] == [maria.pk]
+    assert query._compiled == {}
+
+
+@pytest.mark.django_db
+def test_values_list_queries_return_their_tuples_or_flat_values(inbox) -> None:
+    # given
+    maria = Customer.objects.create(wa_id="5511911110000", name="Maria")
+    conversation = Conversation.objects.create(inbox=inbox, customer=maria)
+    pairs = CompiledQuery(
+        lambda pks, wa_id: (
+            Conversation.objects.filter(pk__in=pks, customer__wa_id=wa_id)
+            .order_by()
+            .values_list("pk", "opened", "customer__name")
+        ),
+        [-987654321],
+        "\0wa",
+    )
+    flat = CompiledQuery(
+        lambda pks: Customer.objects.filter(pk__in=pks).order_by().values_list("name", flat=True), [-1]
+    )
+
+    # when
+    found = pairs([conversation.pk], "5511911110000")
+    names = flat([maria.pk])
+
+    # then: the same values the ORM gives, converters applied (an aware datetime)
+    assert found == list(Conversation.objects.filter(pk=conversation.pk).values_list("pk", "opened", "customer__name"))
+    assert found[0][1].tzinfo is not None
+    assert names == ["Maria"]
+    assert pairs([conversation.pk], "55") == []
+
+
+def test_a_values_list_with_annotations_is_refused() -> None:
+    # given
+    from django.db.models import Count
+
+    query = CompiledQuery(
+        lambda pks: Customer.objects.filter(pk__in=pks).annotate(n=Count("conversations")).values_list("pk", "n"),
+        [-1],
+    )
+
+    # when / then
+    with pytest.raises(ValueError, match="annotations"):
+        query([1])
