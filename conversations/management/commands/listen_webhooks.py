@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
+from config.warmup import settle
 from conversations import dispatch, processing
 from conversations.whatsapp.store import NOTIFY_CHANNEL
 
@@ -55,6 +56,7 @@ class Command(BaseCommand):
         if connections[DEFAULT_DB_ALIAS].vendor != "postgresql":
             self.stderr.write("listen_webhooks needs PostgreSQL; the embedded mode applies events in the request.")
             return
+        settle()
         stop_at = time.monotonic() + options["seconds"] if options["seconds"] > 0 else None
         delay = 0.5
         while stop_at is None or time.monotonic() < stop_at:
