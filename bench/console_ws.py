@@ -614,7 +614,10 @@ HOW_IT_DELIVERS = (
     "check and one access answer for every socket of the round (`conversations.access.who_may_see`, "
     "at most three queries, fresh from the database), each message rendered once and shared. List "
     "rows and counters go at most once a second, on ticks all sockets share (one round a second "
-    "for all the lists, counters from one aggregate), and never ahead of a message's fragment."
+    "for all the lists, counters from one aggregate), and never ahead of a message's fragment. "
+    "A round's reads are compiled once per process (`conversations.querycache.CompiledQuery`), "
+    "each row and counters fragment is rendered once per round and language, and daphne loads its "
+    "templates at start and freezes them out of the garbage collector's walks (config/warmup.py)."
 )
 
 
