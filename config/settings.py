@@ -239,6 +239,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes every database connection before and after every task unless
+# this is set (then every this many tasks): a new PostgreSQL connection per webhook batch, send
+# and bot turn. Set out of reach; config/celery.py applies Django's own rules between tasks
+# instead (DB_CONN_MAX_AGE, a connection that failed is dropped, a kept one is checked first).
+CELERY_DB_REUSE_MAX = 2**31
 # A webhook must be answered even when the broker is down: fail a publish fast (the event is
 # already committed and the dispatcher picks it up) instead of retrying inside the request.
 CELERY_TASK_PUBLISH_RETRY = False

@@ -17,7 +17,7 @@ import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -77,10 +77,12 @@ class InvalidMessage(SendRefused):
 # --- Checks ---------------------------------------------------------------------------------
 
 
-def check_can_send(conversation: Conversation, *, template: bool = False) -> None:
-    """Raise SendRefused unless this conversation's inbox may send this kind of message now."""
-    # Read the inbox fresh: another worker may have paused it a moment ago (token expired).
-    inbox = Inbox.objects.only("is_active", "sending_paused_reason").get(pk=conversation.inbox_id)
+def check_can_send(conversation: Conversation, *, template: bool = False, inbox: Inbox | None = None) -> None:
+    """Raise SendRefused unless this conversation's inbox may send this kind of message now.
+    ``inbox``: the conversation's inbox, read fresh by the caller with the conversation."""
+    if inbox is None:
+        # Read the inbox fresh: another worker may have paused it a moment ago (token expired).
+        inbox = Inbox.objects.only("is_active", "sending_paused_reason").get(pk=conversation.inbox_id)
     if not inbox.is_active:
         raise SendRefused(_("This inbox is disabled."), reason="inactive")
     if inbox.sending_paused_reason:
@@ -138,7 +140,9 @@ def _store(
     )
     block: AbstractContextManager[Any]
     if media_file is None:
-        block = transaction.atomic()
+        # Inside the caller's transaction (a bot's turn) the lock below lasts until its commit and
+        # a refusal raises before anything is written: no savepoint of its own (two round trips).
+        block = nullcontext() if transaction.get_connection().in_atomic_block else transaction.atomic()
     else:
         # Checked (fresh) before writing the file too, so a refused send costs no disk write;
         # the check under the lock below still decides.
@@ -155,10 +159,15 @@ def _store(
             recorded=lambda: Message.objects.filter(uuid=message.uuid).exists(),
         )
     with block:
-        # Locked and fresh: the window is computed from the stored last_inbound, and two sends
-        # to one conversation update last_message one after the other.
-        locked = Conversation.objects.select_for_update(of=("self",)).select_related("customer").get(pk=conversation.pk)
-        check_can_send(locked, template=template)
+        # Locked and fresh, with its customer and inbox in the same statement: the window is
+        # computed from the stored last_inbound, two sends to one conversation update
+        # last_message one after the other, and a pause of the inbox a moment ago is seen.
+        locked = (
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("customer", "inbox")
+            .get(pk=conversation.pk)
+        )
+        check_can_send(locked, template=template, inbox=locked.inbox)
         now = timezone.now()
         message.conversation = locked
         message.wa_timestamp = now

@@ -89,3 +89,101 @@ def test_it_consumes_every_queue_and_runs_the_listener_in_the_bench() -> None:
     consumed = {queue for match in re.findall(r"worker -Q ([\w,]+)", script) for queue in match.split(",")}
     assert consumed == routed_queues()
     assert "manage.py listen_webhooks" in " ".join(shlex.split(script, comments=True))
+
+
+# --- Database connections between tasks (PostgreSQL: SQLite's in-memory test database is never
+# closed) ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def worker_signals():  # type: ignore[no-untyped-def]
+    """A worker's task signals as a Celery worker installs them (its Django fixup, our
+    config/celery.py handlers), and a function that runs one non-eager task's worth of work."""
+    from celery.fixups.django import DjangoWorkerFixup
+    from celery.signals import task_postrun, task_prerun
+
+    from bots.tasks import reply as task
+    from config.celery import app
+
+    fixup = DjangoWorkerFixup(app)
+    fixup.install()
+
+    def run_task(work) -> None:  # type: ignore[no-untyped-def]
+        task_prerun.send(sender=task, task_id="t", task=task, args=(), kwargs={})
+        try:
+            work()
+        finally:
+            task_postrun.send(sender=task, task_id="t", task=task, args=(), kwargs={}, retval=None, state="SUCCESS")
+
+    yield run_task
+    task_prerun.disconnect(fixup.on_task_prerun)
+    task_postrun.disconnect(fixup.on_task_postrun)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_keeps_its_database_connection_from_one_task_to_the_next(worker_signals) -> None:  # type: ignore[no-untyped-def]
+    from django.db import connection
+
+    from conversations.models import Inbox
+
+    # given: a connection opened by an earlier task
+    worker_signals(lambda: list(Inbox.objects.all()))
+    first = connection.connection
+
+    # when: three more tasks
+    for _ in range(3):
+        worker_signals(lambda: list(Inbox.objects.all()))
+
+    # then: the same connection (Celery's fixup alone closed it around every task)
+    assert first is not None
+    assert connection.connection is first
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_drops_a_connection_older_than_its_max_age(worker_signals, settings) -> None:  # type: ignore[no-untyped-def]
+    from django.db import connection
+
+    from conversations.models import Inbox
+
+    # given: a connection past DB_CONN_MAX_AGE
+    worker_signals(lambda: list(Inbox.objects.all()))
+    first = connection.connection
+    connection.close_at = 0.0
+
+    # when
+    worker_signals(lambda: list(Inbox.objects.all()))
+
+    # then: a new one
+    assert connection.connection is not None
+    assert connection.connection is not first
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_kept_connection_that_died_while_the_worker_waited_is_replaced_before_the_task_uses_it(
+    worker_signals,  # type: ignore[no-untyped-def]
+) -> None:
+    from django.db import connection
+
+    from conversations.models import Inbox
+
+    # given: a kept connection that the server ended meanwhile (a PostgreSQL restart)
+    worker_signals(lambda: list(Inbox.objects.all()))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    from django.db import connections
+
+    with connections["default"].copy().cursor() as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+    # when: the next task reads
+    found: list = []
+    worker_signals(lambda: found.extend(Inbox.objects.all()))
+
+    # then: it ran on a new connection instead of failing
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] != pid

@@ -778,3 +778,41 @@ def test_it_marks_a_message_read_with_typing(inbound: Message, fake_graph: FakeG
         "typing_indicator": {"type": "text"},
     }
     assert Message.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_inside_the_callers_transaction_takes_no_savepoint_and_reads_the_inbox_with_the_lock(
+    conversation: Conversation,
+) -> None:
+    # given: a caller's transaction (a bot's turn)
+    from django.db import transaction
+    from django.test.utils import CaptureQueriesContext
+
+    # when
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        message = outbound.send_text(conversation, "Olá", sender_kind=Message.SenderKind.BOT)
+
+    # then: the conversation (with customer and inbox) locked, the row, the conversation's time
+    statements = [query["sql"].split()[0].upper() for query in queries.captured_queries]
+    assert "SAVEPOINT" not in statements
+    assert statements.count("SELECT") == 1
+    assert Message.objects.get(pk=message.pk).text == "Olá"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_send_leaves_the_callers_transaction_usable(conversation: Conversation) -> None:
+    # given: the inbox was paused a moment ago by another worker
+    from django.db import transaction
+
+    Inbox.objects.filter(pk=conversation.inbox_id).update(sending_paused_reason="token expired")
+
+    # when: the caller's transaction goes on after the refusal
+    with transaction.atomic():
+        with pytest.raises(SendRefused) as caught:
+            outbound.send_text(conversation, "Olá", sender_kind=Message.SenderKind.BOT)
+        Customer.objects.filter(pk=conversation.customer_id).update(name="Maria S.")
+
+    # then: refused for the fresh reason, nothing stored, the caller's write committed
+    assert caught.value.reason == "paused"
+    assert not Message.objects.filter(conversation=conversation).exists()
+    assert Customer.objects.get(pk=conversation.customer_id).name == "Maria S."
