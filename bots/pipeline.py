@@ -33,6 +33,7 @@ from bots.turn import Decision, HandoffRequest, Menu, Turn
 from conversations import jobs, outbound
 from conversations import services as conversation_services
 from conversations.models import Conversation, Message
+from conversations.querycache import CompiledQuery
 from handoffs import services as handoff_services
 from handoffs.models import Handoff, OwnershipChange
 
@@ -73,6 +74,11 @@ def unanswered(conversation_id: int, after: int) -> Any:
         .exclude(type__in=services.SKIPPED_TYPES)
         .order_by("id")
     )
+
+
+# A turn's first reads, compiled once per process (conversations/querycache.py).
+_UNANSWERED = CompiledQuery(lambda conversation_id, after: unanswered(conversation_id, after), -987654321, -987654322)
+_CONVERSATION = CompiledQuery(lambda pk: Conversation.objects.filter(pk=pk).order_by(), -987654321)
 
 
 # --- The lease ----------------------------------------------------------------------------------
@@ -243,7 +249,8 @@ def run_turn(conversation_id: int, *, now: datetime | None = None) -> BotRun | N
 def run(conversation_id: int, *, now: datetime | None = None, wait_for_burst: bool = False) -> TurnResult | None:
     started = time.monotonic()
     now = now or timezone.now()
-    conversation = Conversation.objects.filter(pk=conversation_id).first()
+    found = _CONVERSATION(conversation_id)
+    conversation = found[0] if found else None
     if conversation is None or conversation.status != Conversation.Status.BOT:
         return None
     config = services.turn_config(conversation.inbox_id)
@@ -286,7 +293,7 @@ def _turn(
     wait_for_burst: bool,
 ) -> TurnResult | None:
     token = state.lease_token
-    pending = list(unanswered(conversation.pk, state.handled_through))
+    pending = _UNANSWERED(conversation.pk, state.handled_through)
     if not pending:
         return None
     newest = pending[-1]

@@ -17,6 +17,7 @@ from bots import hours
 from bots.models import BotConfig, Lead, ModelPrice
 from bots.turn import Line
 from conversations.models import Conversation, Inbox, Message
+from conversations.querycache import CompiledQuery
 
 # How many earlier messages of the conversation the bot reads with the new ones: enough for a
 # follow-up question, few enough to keep a language model's prompt (and its cost) small.
@@ -205,9 +206,20 @@ def conversation_messages(conversation_id: int) -> Any:
     )
 
 
+def _recent(conversation_id: int, through_id: int, limit: int = HISTORY_LINES) -> Any:
+    return conversation_messages(conversation_id).filter(id__lte=through_id).order_by("-id")[:limit]
+
+
+# Every bot turn reads these: compiled once per process (conversations/querycache.py).
+_RECENT = CompiledQuery(_recent, -987654321, -987654322)
+
+
 def history_lines(conversation_id: int, through_id: int, *, limit: int = HISTORY_LINES) -> list[Line]:
     """The conversation's recent lines up to and including message ``through_id``, oldest first."""
-    recent = list(conversation_messages(conversation_id).filter(id__lte=through_id).order_by("-id")[:limit])
+    if limit == HISTORY_LINES:
+        recent = _RECENT(conversation_id, through_id)
+    else:
+        recent = list(_recent(conversation_id, through_id, limit))
     recent.reverse()
     return lines_for(recent)
 
