@@ -137,3 +137,30 @@ def test_it_transfers_to_the_queue_then_closes_with_a_resolution(server: Server,
     assert query(server, "SELECT status, resolution FROM conversations_conversation WHERE id = ?", conversation_id) == [
         ("closed", "Cancelamento feito pelo financeiro")
     ]
+
+
+def test_a_row_the_server_sends_again_unchanged_stays_in_place(server: Server, new_page) -> None:
+    # given: two conversations in the queue, changed moments ago (a page's first sync re-sends
+    # the rows changed in the last minute), and the rows' out-of-band swaps recorded as the page
+    # carries them out (on window: after the page's own listeners have had their say)
+    first = queued_conversation(server, "5511955550091", "Lia Souza", "Oi")
+    second = queued_conversation(server, "5511955550092", "Rui Lima", "Bom dia")
+    page = new_page()
+    page.add_init_script(
+        """window.__rowSwaps = [];
+        window.addEventListener("htmx:oobBeforeSwap", (event) => {
+            const id = event.detail.target && event.detail.target.id;
+            if (id && id.startsWith("conversation-row-")) window.__rowSwaps.push([id, event.detail.shouldSwap]);
+        });"""
+    )
+    log_in(page, "atendente1")
+
+    # when: the attendant opens the first one; its page's first sync sends the list's rows again
+    open_conversation(page, first)
+    page.wait_for_function(
+        f"() => window.__rowSwaps.some(([id]) => id === 'conversation-row-{second}')", timeout=10_000
+    )
+
+    # then: the second row, unchanged, was left as it was instead of replaced
+    assert [f"conversation-row-{second}", False] in page.evaluate("() => window.__rowSwaps")
+    expect(page.locator(f"#conversation-row-{second}")).to_be_visible()

@@ -10,7 +10,8 @@
 // - sends "typing" (throttled) from the composer and shows "Ana is typing…" for a few seconds;
 // - shows toasts, a desktop notification (permission asked once, on a click) and a sound for
 //   a conversation assigned to me;
-// - refreshes the list column when a row the server sent is not on the page yet.
+// - refreshes the list column when a row the server sent is not on the page yet;
+// - leaves an element the server sent again unchanged in place (a click on it is not lost).
 "use strict";
 (function () {
   const SYNC_SECONDS = 25;
@@ -165,6 +166,18 @@
         .catch(function () {});
     }, 500);
   }
+
+  // A row, header or message the server sends again unchanged (a sync repeats whatever changed
+  // in its window, and opening a conversation asks for one) stays as it is: replacing it would
+  // lose a click landing on it at that instant, and its state (focus, an open menu) with it.
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    const detail = event.detail;
+    const target = detail && detail.target;
+    const incoming = detail && detail.fragment && detail.fragment.firstElementChild;
+    if (target && incoming && !incoming.nextElementSibling && incoming.isEqualNode(target)) {
+      detail.shouldSwap = false;
+    }
+  });
 
   document.addEventListener("htmx:oobErrorNoTarget", function (event) {
     const content = event.detail && event.detail.content;
