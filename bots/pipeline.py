@@ -79,6 +79,11 @@ def unanswered(conversation_id: int, after: int) -> Any:
 # A turn's first reads, compiled once per process (conversations/querycache.py).
 _UNANSWERED = CompiledQuery(lambda conversation_id, after: unanswered(conversation_id, after), -987654321, -987654322)
 _CONVERSATION = CompiledQuery(lambda pk: Conversation.objects.filter(pk=pk).order_by(), -987654321)
+# _finish's locks, in this order (the conversation, then its bot state).
+_LOCKED_CONVERSATION = CompiledQuery(
+    lambda pk: Conversation.objects.select_for_update(of=("self",)).filter(pk=pk).order_by(), -987654321
+)
+_LOCKED_STATE = CompiledQuery(lambda pk: BotState.objects.select_for_update().filter(pk=pk).order_by(), -987654321)
 
 
 # --- The lease ----------------------------------------------------------------------------------
@@ -421,8 +426,8 @@ def _finish(
     """Carry the decision out in one transaction under the conversation's row lock."""
     sent: list[Message] = []
     with transaction.atomic():
-        locked = Conversation.objects.select_for_update(of=("self",)).get(pk=conversation.pk)
-        state = BotState.objects.select_for_update().get(pk=conversation.pk)
+        locked = _LOCKED_CONVERSATION(conversation.pk)[0]
+        state = _LOCKED_STATE(conversation.pk)[0]
         if state.lease_token != token:
             # Our lease ran out and another turn took over: it answers these messages.
             return None

@@ -36,6 +36,7 @@ from django.utils.translation import gettext_lazy as _
 
 from conversations import events, services
 from conversations.models import MEDIA_TYPES, Inbox, Message
+from conversations.querycache import CompiledQuery
 from conversations.whatsapp.graph import PAIR_RATE_LIMIT, GraphClient, GraphError
 
 logger = logging.getLogger(__name__)
@@ -111,16 +112,24 @@ def deliver(message_id: int) -> Outcome:
     return _send_claimed(message, inbox)
 
 
+# The read before a claimed row's delivery (a bot's reply), compiled once per process.
+_CLAIMED = CompiledQuery(
+    lambda pk: (
+        Message.objects.filter(pk=pk, direction=Message.Direction.OUT, status=Message.Status.SENDING)
+        .select_related("conversation__inbox")
+        .order_by()
+    ),
+    -987654321,
+)
+
+
 def deliver_claimed(message_id: int) -> Outcome:
     """Deliver a row whose first attempt its creator claimed in the transaction that stored it
     (``outbound.delivered_here``: ``sending``, attempt 1, the inbox checked under the same
     lock). As after ``deliver``'s claim, a crash from here on leaves it for
     reconcile_unconfirmed, never for a second automatic send."""
-    message = (
-        Message.objects.filter(pk=message_id, direction=Message.Direction.OUT, status=Message.Status.SENDING)
-        .select_related("conversation__inbox")
-        .first()
-    )
+    found = _CLAIMED(message_id)
+    message = found[0] if found else None
     if message is None or message.send_attempts != 1 or message.wamid:
         return Outcome("skipped")
     return _send_claimed(message, message.conversation.inbox)

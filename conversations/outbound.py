@@ -32,6 +32,7 @@ from django.utils.translation import gettext_lazy as _
 from conversations import delivery, events, jobs, signals
 from conversations.media import ALLOWED_MIME_TYPES, MEDIA_LIMITS, base_mime, extension_for, file_kept_if_committed
 from conversations.models import MEDIA_TYPES, Conversation, Inbox, Message
+from conversations.querycache import CompiledQuery
 from conversations.whatsapp.graph import GraphClient
 
 logger = logging.getLogger(__name__)
@@ -162,11 +163,10 @@ def _store(
         # Locked and fresh, with its customer and inbox in the same statement: the window is
         # computed from the stored last_inbound, two sends to one conversation update
         # last_message one after the other, and a pause of the inbox a moment ago is seen.
-        locked = (
-            Conversation.objects.select_for_update(of=("self",))
-            .select_related("customer", "inbox")
-            .get(pk=conversation.pk)
-        )
+        found = _LOCKED_FOR_SEND(conversation.pk)
+        if not found:
+            raise Conversation.DoesNotExist(f"conversation {conversation.pk} does not exist")
+        locked = found[0]
         check_can_send(locked, template=template, inbox=locked.inbox)
         now = timezone.now()
         message.conversation = locked
@@ -209,6 +209,18 @@ def _store(
             sender_id=getattr(sender, "pk", None),
         )
     return message
+
+
+# Every send's locking read, compiled once per process (conversations/querycache.py).
+_LOCKED_FOR_SEND = CompiledQuery(
+    lambda pk: (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("customer", "inbox")
+        .filter(pk=pk)
+        .order_by()
+    ),
+    -987654321,
+)
 
 
 def enqueue_send(message_id: int) -> None:
