@@ -77,7 +77,7 @@ def unanswered(conversation_id: int, after: int) -> Any:
 
 
 # A turn's first reads, compiled once per process (conversations/querycache.py).
-_UNANSWERED = CompiledQuery(lambda conversation_id, after: unanswered(conversation_id, after), -987654321, -987654322)
+_UNANSWERED = CompiledQuery(unanswered, -987654321, -987654322)
 _CONVERSATION = CompiledQuery(lambda pk: Conversation.objects.filter(pk=pk).order_by(), -987654321)
 # _finish's locks, in this order (the conversation, then its bot state).
 _LOCKED_CONVERSATION = CompiledQuery(
@@ -254,8 +254,7 @@ def run_turn(conversation_id: int, *, now: datetime | None = None) -> BotRun | N
 def run(conversation_id: int, *, now: datetime | None = None, wait_for_burst: bool = False) -> TurnResult | None:
     started = time.monotonic()
     now = now or timezone.now()
-    found = _CONVERSATION(conversation_id)
-    conversation = found[0] if found else None
+    conversation = _CONVERSATION.one(conversation_id)
     if conversation is None or conversation.status != Conversation.Status.BOT:
         return None
     config = services.turn_config(conversation.inbox_id)

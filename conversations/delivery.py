@@ -128,8 +128,7 @@ def deliver_claimed(message_id: int) -> Outcome:
     (``outbound.delivered_here``: ``sending``, attempt 1, the inbox checked under the same
     lock). As after ``deliver``'s claim, a crash from here on leaves it for
     reconcile_unconfirmed, never for a second automatic send."""
-    found = _CLAIMED(message_id)
-    message = found[0] if found else None
+    message = _CLAIMED.one(message_id)
     if message is None or message.send_attempts != 1 or message.wamid:
         return Outcome("skipped")
     return _send_claimed(message, message.conversation.inbox)

@@ -163,10 +163,9 @@ def _store(
         # Locked and fresh, with its customer and inbox in the same statement: the window is
         # computed from the stored last_inbound, two sends to one conversation update
         # last_message one after the other, and a pause of the inbox a moment ago is seen.
-        found = _LOCKED_FOR_SEND(conversation.pk)
-        if not found:
+        locked = _LOCKED_FOR_SEND.one(conversation.pk)
+        if locked is None:
             raise Conversation.DoesNotExist(f"conversation {conversation.pk} does not exist")
-        locked = found[0]
         check_can_send(locked, template=template, inbox=locked.inbox)
         now = timezone.now()
         message.conversation = locked

@@ -150,6 +150,11 @@ class CompiledQuery:
         flat_values = _flatten(values, self._lists)
         return compiled.run(flat_values, using)
 
+    def one(self, *values: Any, using: str = DEFAULT_DB_ALIAS) -> Any | None:
+        """The first row for these values, or None (a query on a primary key)."""
+        rows = self(*values, using=using)
+        return rows[0] if rows else None
+
 
 def _flatten(values: Sequence[Any], lists: Sequence[int]) -> list[Any]:
     """The values with each list value's elements in its place, in order."""

@@ -694,6 +694,22 @@ def test_it_keeps_a_failed_event_with_its_error_and_retries_it_when_due(inbox) -
     assert sorted(Message.objects.values_list("wamid", flat=True)) == ["wamid.BOOM", "wamid.FINE"]
 
 
+def listening_for_a_burst() -> threading.Thread:
+    """The listener running for 3 s, once it has written its first heartbeat."""
+    listener = run_listener(seconds=3)
+    wait_until(lambda: dispatch.last_dispatch_age() is not None and dispatch.last_dispatch_age() < 1, timeout=5)
+    return listener
+
+
+def burst(client: redis.Redis, prefix: str, count: int = 50) -> None:
+    """``count`` events stored back to back, each from its own customer; returns once the
+    broker has the listener's wake-ups (and a moment more for any late ones)."""
+    for i in range(count):
+        stored(text_payload(f"{prefix}{i}", wa_id=f"55119{i:08d}"))
+    wait_until(lambda: client.llen(dispatch.WEBHOOKS_QUEUE) > 0, timeout=3)
+    time.sleep(0.3)
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.postgres
 @pytest.mark.redis
@@ -701,15 +717,11 @@ def test_it_wakes_the_workers_without_a_task_per_message_in_a_burst(inbox, setti
     # given: the listener as a pure dispatcher, against the real broker, no worker consuming
     settings.WEBHOOK_LISTENER_APPLIES = False
     with real_broker() as client:
-        listener = run_listener(seconds=3)
-        wait_until(lambda: dispatch.last_dispatch_age() is not None and dispatch.last_dispatch_age() < 1, timeout=5)
+        listener = listening_for_a_burst()
         assert client.llen(dispatch.WEBHOOKS_QUEUE) == 0
 
         # when: a burst of 50 events
-        for i in range(50):
-            stored(text_payload(f"wamid.BURST{i}", wa_id=f"55119{i:08d}"))
-        wait_until(lambda: client.llen(dispatch.WEBHOOKS_QUEUE) > 0, timeout=3)
-        time.sleep(0.3)
+        burst(client, "wamid.BURST")
 
         # then: a few wake-ups, not 50 tasks
         assert client.llen(dispatch.WEBHOOKS_QUEUE) == settings.WEBHOOK_WAKEUPS
@@ -724,14 +736,10 @@ def test_behind_a_burst_the_listener_applies_a_batch_and_wakes_the_workers_for_t
     # given: the listener applying batches of 10, against the real broker, no worker consuming
     settings.WEBHOOK_BATCH_SIZE = 10
     with real_broker() as client:
-        listener = run_listener(seconds=3)
-        wait_until(lambda: dispatch.last_dispatch_age() is not None and dispatch.last_dispatch_age() < 1, timeout=5)
+        listener = listening_for_a_burst()
 
         # when: a burst of 50 events
-        for i in range(50):
-            stored(text_payload(f"wamid.BEHIND{i}", wa_id=f"55119{i:08d}"))
-        wait_until(lambda: client.llen(dispatch.WEBHOOKS_QUEUE) > 0, timeout=3)
-        time.sleep(0.3)
+        burst(client, "wamid.BEHIND")
 
         # then: a full batch applied here woke the workers (a few wake-ups, not one per
         # message), and nothing was lost or applied twice
