@@ -198,8 +198,10 @@ def broker_down() -> Iterator[None]:
 
     def point_at(url: str) -> None:
         app.conf.broker_url = url
-        app.close()
-        # The producer pool keeps connections to the old URL across app.close().
+        # Only the connection pools go (what app.close() does without deregistering the app: a
+        # deregistered app never gets the shared tasks of modules imported after, bots.tasks say).
+        app._pool = None
+        # The producer pool keeps connections to the old URL too.
         app.amqp._producer_pool = None
 
     previous = app.conf.broker_url

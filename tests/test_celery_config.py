@@ -187,3 +187,18 @@ def test_a_kept_connection_that_died_while_the_worker_waited_is_replaced_before_
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         assert cursor.fetchone()[0] != pid
+
+
+def test_the_broker_down_helper_leaves_the_app_registered_for_shared_tasks_imported_later() -> None:
+    # given
+    from celery._state import _get_active_apps
+
+    from config.celery import app
+    from tests.conftest import broker_down
+
+    # when
+    with broker_down():
+        pass
+
+    # then: a shared_task defined after this still registers with the app
+    assert app in list(_get_active_apps())
