@@ -7,7 +7,8 @@ The database is a dedicated PostgreSQL one (``BENCH_CONSOLE_DATABASE_URL``, defa
 ``atende_console_bench`` on 127.0.0.1), built with ``manage.py seed_demo --scale N``; Redis db
 13 (``BENCH_CONSOLE_REDIS_URL``) so production mode has its broker and channel layer. Pages are
 requested in this process through Django's test client, with the product's settings in
-production mode (PostgreSQL, middleware, templates, no debug), logged in with ``force_login``
+production mode (PostgreSQL, middleware, templates, no debug, the process settled as
+gunicorn's workers are: ``config.warmup.settle``), logged in with ``force_login``
 as a supervisor of two inboxes and as an attendant (the second factor is not required here, so
 its redirect does not stand in the way; its device lookups still run). Each case: warm-up
 requests, then ``--requests`` timed ones (wall clock of ``client.get``, the whole response
@@ -95,6 +96,11 @@ def measure(requests: int, warmup: int) -> list[Result]:
 
     sys.path.insert(0, str(ROOT))
     django.setup()
+    # As gunicorn's workers start (config/wsgi.py): templates loaded, the garbage collector's
+    # thresholds and frozen start-up objects as in production.
+    from config.warmup import settle
+
+    settle()
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client

@@ -1,4 +1,6 @@
-"""The interface language is the user's choice, never the browser's.
+"""Project middleware: the interface language, and the request's access scope.
+
+The interface language is the user's choice, never the browser's.
 
 Django's LocaleMiddleware falls back to the Accept-Language header, so the same admin page
 came out in English on one attendant's computer and in Portuguese on the next. Atende is
@@ -13,6 +15,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
+
+from conversations import access
 
 
 def chosen_language(request: HttpRequest) -> str:
@@ -37,3 +41,16 @@ class UserLanguageMiddleware:
         response = self.get_response(request)
         response.headers.setdefault("Content-Language", language)
         return response
+
+
+class AccessScopeMiddleware:
+    """Remember each user's memberships for the length of the request
+    (``conversations.access.remembering_roles``): a page asks for the viewer's role from several
+    places, and each asking was a query."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        with access.remembering_roles():
+            return self.get_response(request)

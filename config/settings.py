@@ -141,6 +141,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Memberships read once per request (conversations.access.remembering_roles).
+    "config.middleware.AccessScopeMiddleware",
     "django_otp.middleware.OTPMiddleware",
     # Idle timeout and the second factor (after OTP, which tells whether the session is verified).
     "config.security.SessionSecurityMiddleware",
@@ -184,6 +186,12 @@ if DATABASE_URL:
             conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", False),
         )
     }
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and not env_bool("DB_JIT", False):
+        # PostgreSQL compiles a query to machine code when its estimated cost is high; a
+        # console search walking a list is estimated high (its per-row check) and ran in 75 ms,
+        # after 700 ms of compiling. Short, frequent queries never gain from it.
+        options = DATABASES["default"].setdefault("OPTIONS", {})
+        options["options"] = f"{options.get('options', '')} -c jit=off".strip()
 else:
     DATABASES = {
         "default": {

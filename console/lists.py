@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import URLPattern, path
@@ -32,6 +32,7 @@ from console import search
 from conversations import access
 from conversations.labels import message_type_label
 from conversations.models import Conversation, Label, Message
+from conversations.querycache import CompiledQuery
 
 Status = Conversation.Status
 
@@ -98,7 +99,7 @@ def _date(value: str | None) -> dt.date | None:
 
 def may_see_all(user: Any) -> bool:
     """ "All" (every status, closed included) is for admins and supervisors."""
-    return access.is_admin(user) or access.supervised_inbox_ids(user).exists()
+    return access.is_admin(user) or access.supervises_any(user)
 
 
 def parse_filters(request: HttpRequest, *, supervisor: bool) -> Filters:
@@ -125,23 +126,15 @@ def _start_of(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
-def counters_context(user: Any, *, supervisor: bool | None = None) -> dict[str, Any]:
-    """What the ``counters`` partial needs (the live socket re-renders it with this)."""
-    if supervisor is None:
-        supervisor = may_see_all(user)
-    # The access rule (conversations/access.py) restricted to open conversations, spelled so
-    # the database counts from one partial index without visiting a row: in the user's inboxes,
-    # the queue and the bot's are everyone's, "assigned" only their own, and "open" adds every
-    # open conversation of the inboxes they supervise. (With the rule's OR in the WHERE clause
-    # the planner visits every open row: 15 ms instead of 1 with 100k conversations.)
-    if access.is_admin(user):
-        counts = Conversation.objects.view_counts(user)
-    else:
-        counts = Conversation.objects.in_inboxes(access.member_inbox_ids(user)).view_counts(
-            user,
-            Q(inbox_id__in=access.supervised_inbox_ids(user)) | Q(status__in=access.UNOWNED) | Q(assignee=user),
-        )
-    return _counters(counts, supervisor)
+def counters_context(user: Any) -> dict[str, Any]:
+    """What the ``counters`` partial needs (the live socket re-renders it with this): the
+    open conversations of the user's inboxes counted once by inbox, status and assignee
+    (``live_tallies``), then read through the access rule in Python (``counters_from_tallies``,
+    which the live rounds share)."""
+    admin = access.is_admin(user)
+    roles = access.roles(user)
+    tallies = live_tallies(None if admin else roles)
+    return counters_from_tallies(tallies, user.pk, admin=admin, roles=roles)
 
 
 def _counters(counts: dict[str, int], supervisor: bool) -> dict[str, Any]:
@@ -154,14 +147,27 @@ def _counters(counts: dict[str, int], supervisor: bool) -> dict[str, Any]:
     }
 
 
-def live_tallies(inbox_ids: Any = None) -> list[tuple[int, str, int | None, int]]:
-    """The open conversations of these inboxes (all with None) counted by inbox, status and
-    assignee: one aggregate from the partial index, from which ``counters_from_tallies``
-    answers ``counters_context`` for any number of users (the live console's sockets)."""
+def _tallies(inbox_ids: Any = None) -> Any:
     rows = Conversation.objects.select_related(None).live()
     if inbox_ids is not None:
         rows = rows.filter(inbox_id__in=inbox_ids)
-    return list(rows.values_list("inbox_id", "status", "assignee_id").annotate(n=Count("status")).order_by())
+    return rows.values_list("inbox_id", "status", "assignee_id").annotate(n=Count("status")).order_by()
+
+
+# Compiled once per process: every console page shows the counters, every live round reads them.
+_LIVE_TALLIES = CompiledQuery(_tallies, [-987654321])
+_ALL_LIVE_TALLIES = CompiledQuery(_tallies)
+
+
+def live_tallies(inbox_ids: Any = None) -> list[tuple[int, str, int | None, int]]:
+    """The open conversations of these inboxes (all with None) counted by inbox, status and
+    assignee: one aggregate read from the partial index conv_conversation_live_idx alone (the
+    cost follows the live workload, not the history), from which ``counters_from_tallies``
+    answers the counters for any number of users."""
+    if inbox_ids is None:
+        return _ALL_LIVE_TALLIES()
+    inbox_ids = sorted(inbox_ids)
+    return _LIVE_TALLIES(inbox_ids) if inbox_ids else []
 
 
 def counters_from_tallies(
@@ -202,66 +208,156 @@ def _options(user: Any, supervisor: bool) -> dict[str, Any]:
     return {"inboxes": inboxes, "labels": labels, "attendants": attendants}
 
 
-def _rows(user: Any, filters: Filters, options: dict[str, Any]) -> tuple[list[Conversation], bool]:
+@dataclass(frozen=True)
+class _StandIn:
+    """A user for compiling a list's query (``_PAGE_IDS``): its id is a sample value."""
+
+    pk: int
+    is_superuser: bool
+    is_authenticated: bool = True
+    is_active: bool = True
+
+
+# Narrowing filters, in the order their values are given to a compiled page query, with the
+# sample that stands for each while compiling (never equal to a constant of the query).
+_NARROW_SAMPLES: dict[str, Any] = {
+    "status": "\0status",
+    "inbox": -987654323,
+    "attendant": -987654324,
+    "label": -987654325,
+    "since": dt.datetime(1901, 2, 3, tzinfo=dt.UTC),
+    "until": dt.datetime(1902, 3, 4, tzinfo=dt.UTC),
+}
+
+
+def _ids_queryset(user: Any, view: str, inbox_ids: list[int] | None, narrow: dict[str, Any]) -> Any:
+    """The list's conversations in the view's order, as ids: ``conversations_for(user)``
+    narrowed by the view, by ``inbox_ids`` (None for an admin) and by the ``narrow`` filters
+    present (values already checked against the user's options)."""
     base = access.conversations_for(user)
-    if filters.view == "queue":
+    if view == "queue":
         qs = base.waiting().longest_waiting_first()
-    elif filters.view == "mine":
-        qs = base.assigned_to(user).recent_first()
-    elif filters.view == "bot":
+    elif view == "mine":
+        qs = base.assigned_to(user.pk).recent_first()
+    elif view == "bot":
         qs = base.with_bot().recent_first()
     else:
         qs = base.recent_first()
-    if not access.is_admin(user):
+    if inbox_ids is not None:
         # Redundant with the access rule (these are the user's inboxes), but as literal values
         # the check is a cheap filter on each row the planner walks, made before any costlier
         # one (a search's per-conversation check); as the rule's subquery it is a join after.
-        qs = qs.in_inboxes([inbox.pk for inbox in options["inboxes"]])
-    if filters.status:
-        qs = qs.filter(status=filters.status)
+        qs = qs.in_inboxes(inbox_ids)
+    if "status" in narrow:
+        qs = qs.filter(status=narrow["status"])
+    if "inbox" in narrow:
+        qs = qs.in_inboxes([narrow["inbox"]])
+    if "attendant" in narrow:
+        qs = qs.filter(assignee_id=narrow["attendant"])
+    if "label" in narrow:
+        qs = qs.with_label(narrow["label"])
+    return qs.active_between(narrow.get("since"), narrow.get("until")).values_list("pk", flat=True)
+
+
+def _compile_page(view: str, admin: bool, start: int, present: tuple[str, ...]) -> CompiledQuery:
+    """One page of ids for this shape of list (an OFFSET is part of the SQL's text)."""
+    # The user's id reaches the SQL through the access rule, or through "mine".
+    with_user = not admin or view == "mine"
+
+    def build(*values: Any) -> Any:
+        values = list(values)
+        user = _StandIn(pk=values.pop(0) if with_user else 0, is_superuser=admin)
+        inbox_ids = None if admin else values.pop(0)
+        narrow = dict(zip(present, values, strict=True))
+        return _ids_queryset(user, view, inbox_ids, narrow)[start : start + PAGE_SIZE + 1]
+
+    # A list sample spreads into its bucket downwards (-555000000, -555000001, ...).
+    samples = [*([-987654321] if with_user else []), *([] if admin else [[-555000000]])]
+    return CompiledQuery(build, *samples, *(_NARROW_SAMPLES[name] for name in present))
+
+
+# (view, admin, offset, narrowing filters present) -> its compiled page query: the lists'
+# page query costs more to build than to run, and the same few shapes come back all day.
+_PAGE_IDS: dict[tuple[str, bool, int, tuple[str, ...]], CompiledQuery] = {}
+
+
+def _rows(user: Any, filters: Filters, options: dict[str, Any]) -> tuple[list[Conversation], bool]:
+    admin = access.is_admin(user)
+    inbox_ids = None if admin else [inbox.pk for inbox in options["inboxes"]]
     # Ids from the query string count only when they are among this user's options.
+    narrow: dict[str, Any] = {}
+    if filters.status:
+        narrow["status"] = filters.status
     if filters.inbox in {inbox.pk for inbox in options["inboxes"]}:
-        qs = qs.in_inboxes([filters.inbox])
+        narrow["inbox"] = filters.inbox
     if filters.attendant in {person.pk for person in options["attendants"]}:
-        qs = qs.filter(assignee_id=filters.attendant)
+        narrow["attendant"] = filters.attendant
     if filters.label in {label.pk for label in options["labels"]}:
-        qs = qs.with_label(filters.label)
-    qs = qs.active_between(
-        _start_of(filters.since) if filters.since else None,
-        _start_of(filters.until + dt.timedelta(days=1)) if filters.until else None,
-    )
-    if filters.q:
-        qs = search.visible_matches(qs, filters.q)
+        narrow["label"] = filters.label
+    if filters.since:
+        narrow["since"] = _start_of(filters.since)
+    if filters.until:
+        narrow["until"] = _start_of(filters.until + dt.timedelta(days=1))
     # Two steps: the page's ids first (an index walk and a top-N sort over narrow rows), then
     # those rows with customer, inbox, assignee, labels and last message. Joined in one query,
     # the planner joins every candidate (a thousand waiting conversations) to its customer
     # before sorting and cutting the page.
     start = (filters.page - 1) * PAGE_SIZE
-    ids = list(qs.values_list("pk", flat=True)[start : start + PAGE_SIZE + 1])
+    if filters.q:
+        base = _ids_queryset(user, filters.view, inbox_ids, narrow)
+        ids = search.page_ids(base, filters.q, start, PAGE_SIZE + 1, short=filters.view != "all")
+    elif inbox_ids == []:
+        ids = []
+    else:
+        present = tuple(narrow)
+        shape = (filters.view, admin, start, present)
+        query = _PAGE_IDS.get(shape)
+        if query is None:
+            query = _PAGE_IDS[shape] = _compile_page(*shape)
+        values = [*([user.pk] if not admin or filters.view == "mine" else []), *([] if admin else [inbox_ids])]
+        ids = query(*values, *narrow.values())
     rows = load_rows(ids[:PAGE_SIZE])
     return rows, len(ids) > PAGE_SIZE
 
 
-def load_rows(ids: list[int]) -> list[Conversation]:
-    """Conversations ``ids`` (already allowed for the user: they come from an access-checked
-    query), in that order, with what the ``row`` partial shows: customer, inbox, assignee,
-    labels and the last message (its text, or its type's name). Two queries. The live socket
-    renders a pushed row from this too."""
+def _rows_query(ids: list[int]) -> Any:
     last = (
         Message.objects.filter(conversation_id=OuterRef("pk"))
         .exclude(direction=Message.Direction.INTERNAL)
         .order_by("-wa_timestamp", "-id")
     )
-    loaded = (
+    return (
         Conversation.objects.filter(pk__in=ids)
         .select_related("inbox", "customer", "assignee")
         .annotate(preview=Subquery(last.values("text")[:1]), preview_type=Subquery(last.values("type")[:1]))
-        .prefetch_related("labels")
-        .in_bulk()
+        .order_by()
     )
+
+
+# load_rows' two reads, compiled once per process (conversations/querycache.py): every list
+# page, every conversation page's column and every live round that pushes a row runs them.
+_ROWS = CompiledQuery(_rows_query, [-987654321])
+_ROW_LABELS = CompiledQuery(
+    lambda ids: Label.objects.filter(conversations__in=ids).annotate(conversation_ref=F("conversations__id")),
+    [-987654321],
+)
+
+
+def load_rows(ids: list[int]) -> list[Conversation]:
+    """Conversations ``ids`` (already allowed for the user: they come from an access-checked
+    query), in that order, with what the ``row`` partial shows: customer, inbox, assignee,
+    the last message (its text, or its type's name) and ``row_labels``, the labels in name
+    order. Two queries. The live socket renders a pushed row from this too."""
+    if not ids:
+        return []
+    loaded = {row.pk: row for row in _ROWS(ids)}
     rows = [loaded[pk] for pk in ids if pk in loaded]
+    labels: dict[int, list[Label]] = {}
+    for label in _ROW_LABELS([row.pk for row in rows]) if rows else ():
+        labels.setdefault(label.conversation_ref, []).append(label)
     for row in rows:
         row.preview_label = message_type_label(row.preview_type) if row.preview_type and not row.preview else ""
+        row.row_labels = labels.get(row.pk, [])
     return rows
 
 
@@ -280,7 +376,7 @@ def list_context(request: HttpRequest) -> dict[str, Any]:
     match = getattr(request, "resolver_match", None)
     on_index = bool(match and match.view_name == "console:index")
     return {
-        **counters_context(user, supervisor=supervisor),
+        **counters_context(user),
         **options,
         "conversations": conversations,
         "filters": filters,

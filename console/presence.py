@@ -52,7 +52,7 @@ def control_context(user: Any) -> dict[str, Any]:
         "presence": attendant.get("presence", Attendant.Presence.OFFLINE),
         "sound": attendant.get("sound", True),
         "presence_choices": Attendant.Presence.choices,
-        "may_watch_team": access.is_admin(user) or access.supervised_inbox_ids(user).exists(),
+        "may_watch_team": access.is_admin(user) or access.supervises_any(user),
     }
 
 

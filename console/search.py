@@ -23,9 +23,8 @@ from typing import Any
 
 from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import connection
-from django.db.models import BooleanField, Exists, Func, OuterRef, Q, QuerySet, Value
+from django.db.models import BooleanField, Exists, F, Func, OuterRef, Q, QuerySet, Value
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Coalesce
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
@@ -39,6 +38,8 @@ SNIPPET_CHARS = 120
 # Above this many matching messages (the planner's estimate), a search walks the list instead
 # of collecting every match (see ``matching``).
 COMMON_MATCHES = 5000
+# A search whose every word is common walks this many conversations of the list first.
+WALK_WINDOW = 2000
 
 
 def _any_of(column: str, ids: list[int]) -> Q:
@@ -58,22 +59,28 @@ def is_postgres() -> bool:
 
 
 class MessageDocument(Func):
-    """``to_tsvector('portuguese_unaccent', text || ' ' || caption)``: conv_message_search_idx.
+    """A message's text search document: the stored column ``search_doc``, which PostgreSQL
+    computes when the row is written, ``to_tsvector('portuguese_unaccent', text || ' ' ||
+    caption)``, and which conv_message_search_doc_idx indexes (migration conversations 0008).
+    The column is not a model field (the ORM never loads it), so this names it beside the
+    query's own alias of the messages table.
 
     ``indexed=False`` spells the same document so that it does not match the index
-    (``COALESCE`` on columns that are never NULL): for a page's few hundred messages, read by
+    (``COALESCE``, on a column that is never NULL): for a page's few hundred messages, read by
     conversation, checking each is cheaper than the whole index's matches for a common word.
     """
 
-    template = f"to_tsvector('{MESSAGE_CONFIG}'::regconfig, %(expressions)s)"
-    arg_joiner = " || ' ' || "
     output_field = SearchVectorField()
 
     def __init__(self, *, indexed: bool = True) -> None:
-        if indexed:
-            super().__init__("text", "caption")
-        else:
-            super().__init__(Coalesce("text", Value("")), Coalesce("caption", Value("")))
+        super().__init__(F("pk"))
+        self.indexed = indexed
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        # The primary key's column as this query names it ("U0"."id"), for the table's alias.
+        pk_sql, params = compiler.compile(self.source_expressions[0])
+        column = pk_sql[: pk_sql.rindex(".")] + '."search_doc"'
+        return (column if self.indexed else f"COALESCE({column}, ''::tsvector)"), list(params)
 
 
 class NameDocument(Func):
@@ -125,26 +132,45 @@ def matching(text: str) -> Q | None:
         # A rare word: the matching customers and messages, from the GIN indexes, are few.
         # Read their ids first (one query): as lists of values the planner fetches exactly
         # those conversations by index and sorts them; as subqueries it guesses their number
-        # and scans every visible conversation.
+        # and scans every visible conversation. The estimate multiplies the words' chances as
+        # if they were unrelated, so two words often seen together ("troca tela") can match
+        # ten times more than it says: past COMMON_MATCHES, stop reading and walk instead (a
+        # UNION ALL, so that the database stops there too).
         found_ids = (
             customers.order_by()
             .annotate(kind=Value(1))
             .values_list("kind", "pk")
-            .union(messages.order_by().annotate(kind=Value(2)).values_list("kind", "conversation_id"))
-        )
-        customer_ids: list[int] = []
-        conversation_ids: list[int] = []
-        for kind, pk in found_ids:
-            (customer_ids if kind == 1 else conversation_ids).append(pk)
-        return _any_of("customer_id", sorted(customer_ids)) | _any_of("id", sorted(conversation_ids))
-    # A common word ("pedido" is in a fifth of a shop's messages): fetching every match to show
-    # 25 conversations is the slow way. Walk the list in its order instead, checking each
-    # conversation's own few messages, until the page is full. The correlation is a range on
-    # purpose: an equality would let the planner turn EXISTS back into "every match, hashed".
+            .union(messages.order_by().annotate(kind=Value(2)).values_list("kind", "conversation_id"), all=True)
+        )[: COMMON_MATCHES + 1]
+        rows = list(found_ids)
+        if len(rows) <= COMMON_MATCHES:
+            customer_ids: list[int] = []
+            conversation_ids: list[int] = []
+            for kind, pk in rows:
+                (customer_ids if kind == 1 else conversation_ids).append(pk)
+            return _any_of("customer_id", sorted(set(customer_ids))) | _any_of("id", sorted(set(conversation_ids)))
+    return _walking(found, customers)
+
+
+def _walking(found: list[str], customers: QuerySet[Customer]) -> Q:
+    """The condition for walking a list: a common word ("pedido" is in a fifth of a shop's
+    messages) makes fetching every match to show 25 conversations the slow way. Walk the list
+    in its order instead, checking each conversation's own few messages (their stored
+    documents), until the page is full. The correlation is a range on purpose: an equality
+    would let the planner turn EXISTS back into "every match, hashed"."""
     own = Message.objects.alias(doc=MessageDocument(indexed=False)).filter(
-        doc=query, conversation_id__gte=OuterRef("pk"), conversation_id__lte=OuterRef("pk")
+        doc=_tsquery(found, MESSAGE_CONFIG), conversation_id__gte=OuterRef("pk"), conversation_id__lte=OuterRef("pk")
     )
     return Q(customer_id__in=customers.values("pk")) | Q(Exists(own))
+
+
+def _every_word_common(found: list[str]) -> bool:
+    """Is each word, on its own, in more than COMMON_MATCHES messages (the planner's estimate)?"""
+    for word in found:
+        messages = Message.objects.alias(doc=MessageDocument()).filter(doc=_tsquery([word], MESSAGE_CONFIG))
+        if _estimated_rows(messages) <= COMMON_MATCHES:
+            return False
+    return True
 
 
 def _estimated_rows(qs: QuerySet[Any]) -> int:
@@ -216,3 +242,33 @@ def highlight(text: str, found: list[str], width: int = SNIPPET_CHARS) -> SafeSt
 def visible_matches(base: QuerySet[Conversation], text: str) -> QuerySet[Conversation]:
     condition = matching(text)
     return base if condition is None else base.filter(condition)
+
+
+def page_ids(base: QuerySet[Any], text: str, start: int, count: int, *, short: bool) -> list[int]:
+    """The ids of ``count`` conversations from ``start`` of the list ``base`` (its ids, in the
+    list's order) that match ``text``. ``short``: the list holds open conversations only (the
+    queue, mine, with the bot); otherwise it is newest activity first over the history.
+
+    Several words that are each common ("troca tela") are often common together too, but the
+    planner multiplies their chances as if they were unrelated and expects few matches;
+    reading them all through the index then costs tens of milliseconds before ``matching``
+    gives up. Such a search walks the list instead: a short list whole, a long one over its
+    WALK_WINDOW newest conversations first; only when that does not fill the page, and the
+    list goes on, is the full search run."""
+    found = words(text) if text.strip() else []
+    if is_postgres() and len(found) > 1 and _every_word_common(found):
+        digits = re.sub(r"\D", "", text)
+        phone = Q(phone__contains=digits) if len(digits) >= MIN_PHONE_DIGITS else Q(pk__in=[])
+        customers = Customer.objects.alias(doc=NameDocument()).filter(Q(doc=_tsquery(found, NAME_CONFIG)) | phone)
+        walk = base.filter(_walking(found, customers))
+        if short:
+            return list(walk[start : start + count])
+        # The window's edge as a time, so that the walk stays one index walk in list order
+        # that stops as soon as the page is full.
+        edge = list(base.values_list("last_message", flat=True)[WALK_WINDOW - 1 : WALK_WINDOW])
+        if not edge:
+            return list(walk[start : start + count])
+        ids = list(walk.filter(last_message__gte=edge[0])[start : start + count])
+        if len(ids) == count:
+            return ids
+    return list(visible_matches(base, text)[start : start + count])

@@ -25,6 +25,7 @@ Decisions documented here:
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from typing import Any
@@ -32,7 +33,7 @@ from typing import Any
 import phonenumbers
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.db.models import F, Prefetch, Q
+from django.db.models import F, Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path
@@ -46,6 +47,7 @@ from console import actions, lists
 from conversations import access, outbound
 from conversations.media import ALLOWED_MIME_TYPES, base_mime
 from conversations.models import Conversation, Customer, Membership, Message
+from conversations.querycache import CompiledQuery
 from handoffs.models import Handoff
 
 logger = logging.getLogger(__name__)
@@ -185,15 +187,22 @@ LEAD_LABELS = {
 }
 
 
+# The page's reads, compiled once per process (conversations/querycache.py): building these
+# querysets cost the page more CPU than the database spent answering them.
+_CURRENT_HANDOFF = CompiledQuery(
+    lambda conversation_id: (
+        Handoff.objects.filter(conversation_id=conversation_id)
+        .select_related("assignee")
+        .order_by(F("closed").desc(nulls_first=True), "-requested", "-id")[:1]
+    ),
+    -987654321,
+)
+
+
 def current_handoff(conversation: Conversation) -> Handoff | None:
     """The open handoff of the conversation, or its latest one: one query (the open one sorts
     first; there is at most one, ``handoffs_handoff_one_open_uniq``)."""
-    return (
-        Handoff.objects.filter(conversation_id=conversation.pk)
-        .select_related("assignee")
-        .order_by(F("closed").desc(nulls_first=True), "-requested", "-id")
-        .first()
-    )
+    return _CURRENT_HANDOFF.one(conversation.pk)
 
 
 def lead_rows(lead: Any) -> list[tuple[str, str]]:
@@ -209,34 +218,61 @@ def lead_rows(lead: Any) -> list[tuple[str, str]]:
 # --- Reading the timeline --------------------------------------------------------------------------
 
 
-def bot_runs_prefetch() -> Prefetch:
-    """A bot message's turn (model, tokens, cost, latency) for the timeline: one query for the
-    whole page, and only the columns the line shows."""
-    runs = BotRun.objects.only("id", "reply_id", "model", "engine", "tokens_in", "tokens_out", "cost", "latency_ms")
-    return Prefetch("bot_runs", queryset=runs.order_by("id"))
-
-
-def timeline_messages(conversation: Conversation) -> Any:
+def _timeline_rows(conversation_id: int) -> Any:
     """The rows the timeline shows: everything but applied reactions, edits and revokes."""
     return (
-        Message.objects.filter(conversation=conversation)
+        Message.objects.filter(conversation_id=conversation_id)
         .exclude(type__in=ACTION_TYPES, action_pending=False)
         .select_related("sender", "reply_to", "reply_to__sender")
-        .prefetch_related(bot_runs_prefetch())
     )
+
+
+_SAMPLE_TIME = dt.datetime(1901, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
+# Keyset on (wa_timestamp, id), the order of the index ``conv_message_conv_ts_idx``.
+_NEWEST_PAGE = CompiledQuery(
+    lambda conversation_id: _timeline_rows(conversation_id).order_by("-wa_timestamp", "-id")[: PAGE_SIZE + 1],
+    -987654321,
+)
+_OLDER_PAGE = CompiledQuery(
+    lambda conversation_id, timestamp, message_id: (
+        _timeline_rows(conversation_id)
+        .filter(Q(wa_timestamp__lt=timestamp) | Q(wa_timestamp=timestamp, id__lt=message_id))
+        .order_by("-wa_timestamp", "-id")[: PAGE_SIZE + 1]
+    ),
+    -987654321,
+    _SAMPLE_TIME,
+    -987654322,
+)
+# A bot message's turn (model, tokens, cost, latency): only the columns the line shows.
+_BOT_RUNS = CompiledQuery(
+    lambda message_ids: (
+        BotRun.objects.filter(reply_id__in=message_ids)
+        .only("id", "reply_id", "model", "engine", "tokens_in", "tokens_out", "cost", "latency_ms")
+        .order_by("id")
+    ),
+    [-987654321],
+)
+
+
+def attach_bot_runs(messages: list[Message]) -> None:
+    """Give each bot message of a page its turn (``message.timeline_bot_run``, read by the
+    ``bot_run`` filter): one query for the page, none when no bot spoke on it."""
+    bot = [message for message in messages if message.sender_kind == Message.SenderKind.BOT]
+    runs: dict[int, BotRun] = {}
+    for run in _BOT_RUNS([message.pk for message in bot]) if bot else ():
+        runs.setdefault(run.reply_id, run)
+    for message in bot:
+        message.timeline_bot_run = runs.get(message.pk)
 
 
 def message_page(conversation: Conversation, before: Message | None = None) -> tuple[list[Message], Message | None]:
     """A page of at most ``PAGE_SIZE`` messages, oldest first, ending just before ``before``
-    (the newest page without it). Keyset on (wa_timestamp, id), the order of the index
-    ``conv_message_conv_ts_idx``: a page costs the same at any depth. Returns the page and the
+    (the newest page without it). A page costs the same at any depth. Returns the page and the
     message to continue before (None when this page reaches the start)."""
-    rows = timeline_messages(conversation)
-    if before is not None:
-        rows = rows.filter(
-            Q(wa_timestamp__lt=before.wa_timestamp) | Q(wa_timestamp=before.wa_timestamp, id__lt=before.pk)
-        )
-    found = list(rows.order_by("-wa_timestamp", "-id")[: PAGE_SIZE + 1])
+    if before is None:
+        found = _NEWEST_PAGE(conversation.pk)
+    else:
+        found = _OLDER_PAGE(conversation.pk, before.wa_timestamp, before.pk)
     more = len(found) > PAGE_SIZE
     page = found[:PAGE_SIZE]
     page.reverse()
@@ -245,6 +281,7 @@ def message_page(conversation: Conversation, before: Message | None = None) -> t
         message.conversation = conversation
         if message.reply_to is not None:
             message.reply_to.conversation = conversation
+    attach_bot_runs(page)
     return page, (page[0] if more and page else None)
 
 
@@ -266,24 +303,29 @@ def read_receipt_key(message_id: int) -> str:
     return f"console:read-receipt:{message_id}"
 
 
-def mark_read_on_open(user: Any, conversation: Conversation) -> Message | None:
-    """Mark the customer's latest message read on WhatsApp, once. Returns it when queued."""
-    if not should_send_read_receipt(user, conversation):
-        return None
-    latest = (
+_LATEST_FROM_CUSTOMER = CompiledQuery(
+    lambda conversation_id: (
         Message.objects.filter(
-            conversation=conversation,
+            conversation_id=conversation_id,
             direction=Message.Direction.IN,
             sender_kind=Message.SenderKind.CUSTOMER,
             wamid__isnull=False,
         )
         .exclude(wamid__startswith="noid:")
-        .order_by("-wa_timestamp", "-id")
-        .select_related("conversation")
-        .first()
-    )
+        .order_by("-wa_timestamp", "-id")[:1]
+    ),
+    -987654321,
+)
+
+
+def mark_read_on_open(user: Any, conversation: Conversation) -> Message | None:
+    """Mark the customer's latest message read on WhatsApp, once. Returns it when queued."""
+    if not should_send_read_receipt(user, conversation):
+        return None
+    latest = _LATEST_FROM_CUSTOMER.one(conversation.pk)
     if latest is None:
         return None
+    latest.conversation = conversation
     key = read_receipt_key(latest.pk)
     if not cache.add(key, user.pk, READ_RECEIPT_TTL):
         return None
@@ -303,12 +345,7 @@ def mark_read_on_open(user: Any, conversation: Conversation) -> Message | None:
 def panel_context(user: Any, conversation: Conversation, role: str | None) -> dict[str, Any]:
     """The customer panel's data (also for the live helper re-rendering ``customer-panel``)."""
     customer = conversation.customer
-    earlier = list(
-        access.conversations_for(user)
-        .filter(customer=customer)
-        .exclude(pk=conversation.pk)
-        .order_by("-opened", "-pk")[:EARLIER_CONVERSATIONS]
-    )
+    earlier = access.other_conversations_for(user, conversation, EARLIER_CONVERSATIONS)
     return {
         "customer": customer,
         "phone_full": may_see_phone(user, conversation.inbox_id, role),

@@ -27,12 +27,15 @@ supervisor only the rows of the inboxes they supervise (``supervised_inbox_ids``
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext
 
@@ -62,7 +65,11 @@ def member_inbox_ids(user: Any, role: str | None = None) -> QuerySet[Membership]
     """A lazy subquery of the ids of the inboxes this user belongs to (with ``role`` if given)."""
     if not _is_active(user):
         return Membership.objects.none().values("inbox_id")
-    memberships = Membership.objects.filter(user=user)
+    return _member_inbox_ids(user.pk, role)
+
+
+def _member_inbox_ids(user_id: int, role: str | None = None) -> QuerySet[Membership]:
+    memberships = Membership.objects.filter(user_id=user_id)
     if role is not None:
         memberships = memberships.filter(role=role)
     return memberships.values("inbox_id")
@@ -79,11 +86,57 @@ def inboxes_for(user: Any) -> QuerySet[Inbox]:
     return Inbox.objects.filter(pk__in=member_inbox_ids(user))
 
 
-def role_in(user: Any, inbox_id: int) -> str | None:
-    """This user's role in one inbox (``Membership.Role``), or None. One query."""
+# A user's memberships (inbox -> role): every role question reads them whole (a few rows).
+_MEMBERSHIPS = CompiledQuery(
+    lambda user_id: Membership.objects.filter(user_id=user_id).order_by().values_list("inbox_id", "role"),
+    -987654321,
+)
+# Memberships remembered for the length of one HTTP request (``remembering_roles``, opened by
+# config.middleware.AccessScopeMiddleware): a console page asks "what is this user's role here?"
+# from its view, its actions, its services and its template tags, and each asking was a query.
+# Only a request remembers: a websocket or a worker lives for hours, and a membership taken
+# away must count at its next question.
+_remembered: ContextVar[dict[int, dict[int, str]] | None] = ContextVar("access_roles", default=None)
+
+
+@contextmanager
+def remembering_roles() -> Iterator[None]:
+    token = _remembered.set({})
+    try:
+        yield
+    finally:
+        _remembered.reset(token)
+
+
+def forget_roles(user_id: int) -> None:
+    """A membership of this user changed: the next question reads it again (in this request)."""
+    remembered = _remembered.get()
+    if remembered is not None:
+        remembered.pop(user_id, None)
+
+
+def roles(user: Any) -> dict[int, str]:
+    """This user's memberships, inbox id -> ``Membership.Role`` (empty for an inactive or
+    anonymous user). One query, or none when the request already read them."""
     if not _is_active(user):
-        return None
-    return Membership.objects.filter(user=user, inbox_id=inbox_id).values_list("role", flat=True).first()
+        return {}
+    remembered = _remembered.get()
+    if remembered is not None and user.pk in remembered:
+        return remembered[user.pk]
+    found = dict(_MEMBERSHIPS(user.pk))
+    if remembered is not None:
+        remembered[user.pk] = found
+    return found
+
+
+def role_in(user: Any, inbox_id: int) -> str | None:
+    """This user's role in one inbox (``Membership.Role``), or None."""
+    return roles(user).get(inbox_id)
+
+
+def supervises_any(user: Any) -> bool:
+    """Is this user a supervisor of at least one inbox?"""
+    return Role.SUPERVISOR in roles(user).values()
 
 
 def can_own(user: Any, inbox_id: int) -> bool:
@@ -108,17 +161,24 @@ def assignable_users(inbox: Inbox | int) -> QuerySet[Any]:
 # --- Conversations ----------------------------------------------------------------------------
 
 
-def _rule(user: Any, *, history: bool) -> Q:
-    """The rule for a member of inboxes, as one filter. The inbox condition is a top-level
-    AND, so the planner can use the inbox indexes."""
-    member = member_inbox_ids(user)
-    allowed = Q(inbox_id__in=supervised_inbox_ids(user)) | Q(status__in=UNOWNED) | Q(assignee=user)
+def _rule(user_id: int, *, history: bool) -> Q:
+    """The rule for a member of inboxes (an active user who is not an admin), as one filter.
+    The inbox condition is a top-level AND, so the planner can use the inbox indexes."""
+    member = _member_inbox_ids(user_id)
+    allowed = (
+        Q(inbox_id__in=_member_inbox_ids(user_id, Role.SUPERVISOR)) | Q(status__in=UNOWNED) | Q(assignee_id=user_id)
+    )
     if history:
         # The customers this user is serving right now: their closed history is readable.
+        # Asked per customer (EXISTS), so that a page about one customer checks that
+        # customer's few conversations; as ``customer_id IN (...)`` the database first
+        # collected every customer the user serves (thousands of rows, 5 ms) for each query.
         serving = Conversation.objects.filter(
-            Q(status__in=UNOWNED) | Q(status=Status.ASSIGNED, assignee=user), inbox_id__in=member
-        ).values("customer_id")
-        allowed |= Q(status=Status.CLOSED, customer_id__in=serving)
+            Q(status__in=UNOWNED) | Q(status=Status.ASSIGNED, assignee_id=user_id),
+            customer_id=OuterRef("customer_id"),
+            inbox_id__in=member,
+        )
+        allowed |= Q(Exists(serving), status=Status.CLOSED)
     return Q(inbox_id__in=member) & allowed
 
 
@@ -129,7 +189,51 @@ def conversations_for(user: Any) -> QuerySet[Conversation]:
         return qs
     if not _is_active(user):
         return qs.none()
-    return qs.filter(_rule(user, history=True))
+    return qs.filter(_rule(user.pk, history=True))
+
+
+# get_conversation_for_user's lookup, compiled once per process: every console page and action
+# starts with it, and building the rule's query cost more than running it.
+_ANY_CONVERSATION = CompiledQuery(
+    lambda pk: Conversation.objects.select_related("inbox", "customer", "assignee").filter(pk=pk)[:1],
+    -987654321,
+)
+_VISIBLE_CONVERSATION = CompiledQuery(
+    lambda user_id, pk: Conversation.objects.select_related("inbox", "customer", "assignee").filter(
+        _rule(user_id, history=True), pk=pk
+    )[:1],
+    -987654321,
+    -987654322,
+)
+
+
+def _customer_conversations(limit: int, *, rule: bool) -> CompiledQuery:
+    def build(*values: int) -> QuerySet[Conversation]:
+        user_id, customer_id, exclude_pk = values if rule else (None, *values)
+        qs = Conversation.objects.select_related("inbox", "customer", "assignee").filter(customer_id=customer_id)
+        if rule:
+            qs = qs.filter(_rule(user_id, history=True))
+        return qs.exclude(pk=exclude_pk).order_by("-opened", "-pk")[:limit]
+
+    samples = (-987654321, -987654322, -987654323) if rule else (-987654322, -987654323)
+    return CompiledQuery(build, *samples)
+
+
+# (limit, for a member of inboxes) -> the compiled query (a LIMIT is part of the SQL's text).
+_customer_queries: dict[tuple[int, bool], CompiledQuery] = {}
+
+
+def other_conversations_for(user: Any, conversation: Conversation, limit: int) -> list[Conversation]:
+    """The customer's other conversations this user may see, newest first (at most ``limit``):
+    ``conversations_for`` for one customer, compiled once per process for the console's panel."""
+    if not _is_active(user):
+        return []
+    rule = not is_admin(user)
+    query = _customer_queries.get((limit, rule))
+    if query is None:
+        query = _customer_queries[(limit, rule)] = _customer_conversations(limit, rule=rule)
+    values = (conversation.customer_id, conversation.pk)
+    return query(user.pk, *values) if rule else query(*values)
 
 
 def writable_conversations_for(user: Any) -> QuerySet[Conversation]:
@@ -139,7 +243,7 @@ def writable_conversations_for(user: Any) -> QuerySet[Conversation]:
         return qs
     if not _is_active(user):
         return qs.none()
-    return qs.filter(_rule(user, history=False))
+    return qs.filter(_rule(user.pk, history=False))
 
 
 def can_act(user: Any, conversation: Conversation) -> bool:
@@ -257,7 +361,20 @@ def get_conversation_for_user(user: Any, pk: Any, *, write: bool = False) -> Con
     """The conversation ``pk`` if this user may see it (404 otherwise, whether or not it
     exists: ids are not an oracle). With ``write=True``, ``PermissionDenied`` when they may
     read it but not act on it."""
-    conversation = get_object_or_404(conversations_for(user), pk=pk)
+    try:
+        pk = int(pk)
+    except (TypeError, ValueError):
+        raise Http404 from None
+    if not 0 < pk < 2**63:
+        raise Http404
+    if is_admin(user):
+        conversation = _ANY_CONVERSATION.one(pk)
+    elif _is_active(user):
+        conversation = _VISIBLE_CONVERSATION.one(user.pk, pk)
+    else:
+        conversation = None
+    if conversation is None:
+        raise Http404
     if write and not can_act(user, conversation):
         raise PermissionDenied(gettext("You can read this conversation but not act on it."))
     return conversation

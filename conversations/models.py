@@ -251,24 +251,6 @@ class ConversationQuerySet(models.QuerySet["Conversation"]):
             qs = qs.filter(last_message__lt=end)
         return qs
 
-    def view_counts(self, user: Any, open_filter: Q | None = None) -> dict[str, int]:
-        """How many of these conversations are in the queue, with the bot, assigned to ``user``,
-        and open (those matching ``open_filter``): one aggregate over the open ones only, read
-        from the partial index conv_conversation_live_idx alone (closed ones are never
-        counted, so the cost follows the live workload, not the history; a count of status, an
-        indexed column, not of the id)."""
-        Status = Conversation.Status
-        return (
-            self.select_related(None)
-            .live()
-            .aggregate(
-                queue=models.Count("status", filter=Q(status=Status.QUEUED)),
-                bot=models.Count("status", filter=Q(status=Status.BOT)),
-                mine=models.Count("status", filter=Q(status=Status.ASSIGNED, assignee=user)),
-                open=models.Count("status", filter=open_filter),
-            )
-        )
-
 
 class Conversation(models.Model):
     class Status(models.TextChoices):

@@ -15,11 +15,13 @@ A sample given as a one-element list marks a list value (``pk__in=ids``): the qu
 once per length bucket (1, 2, 4, ... ``MAX_LIST``), a list padded to its bucket with its last
 value (``IN`` ignores repeats); a longer list runs the queryset as built. The live console's
 rounds use this for their ``in_bulk`` reads (console/live.py). A ``values_list`` queryset
-returns its tuples (its values, when ``flat``).
+returns its tuples (its values, when ``flat``), aggregates of a ``values_list(...).annotate()``
+included, in the order the ``values_list`` names them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -50,9 +52,15 @@ class _Compiled:
     def __init__(self, queryset: QuerySet[Any], samples: Sequence[Any], alias: str) -> None:
         compiler = queryset.query.get_compiler(using=alias)
         sql, params = compiler.as_sql()
+        # A datetime reaches the SQL as the backend adapts it (SQLite: a string in UTC).
+        adapt = connections[alias].ops.adapt_datetimefield_value
+        adapters = [adapt if isinstance(sample, dt.datetime) else None for sample in samples]
+        placed = [
+            sample if adapter is None else adapter(sample) for sample, adapter in zip(samples, adapters, strict=True)
+        ]
         slots: list[int | None] = []
         for value in params:
-            matches = [index for index, sample in enumerate(samples) if type(sample) is type(value) and sample == value]
+            matches = [index for index, sample in enumerate(placed) if type(sample) is type(value) and sample == value]
             if len(matches) > 1:
                 raise ValueError(f"ambiguous sample value {value!r}")
             slots.append(matches[0] if matches else None)
@@ -62,13 +70,14 @@ class _Compiled:
         self.sql = sql
         self.params = list(params)
         self.slots = slots
+        self.adapters = adapters
         self.compiler = compiler
         klass_info = compiler.klass_info
         self.values = queryset._iterable_class in (ValuesListIterable, FlatValuesListIterable)
         self.flat = queryset._iterable_class is FlatValuesListIterable
         if self.values:
-            if queryset.query.annotation_select or queryset.query.extra_select:
-                raise ValueError("values_list with annotations is not supported")
+            if queryset.query.extra_select:
+                raise ValueError("values_list with extra() is not supported")
             return
         if klass_info is None:
             raise ValueError("only model instances and plain values_list are supported")
@@ -81,6 +90,9 @@ class _Compiled:
         self.annotations = list(compiler.annotation_col_map.items())
 
     def run(self, values: Sequence[Any], using: str) -> list[Any]:
+        values = [
+            value if adapter is None else adapter(value) for value, adapter in zip(values, self.adapters, strict=True)
+        ]
         slots = zip(self.params, self.slots, strict=True)
         params = [value if slot is None else values[slot] for value, slot in slots]
         with connections[using].cursor() as cursor:

@@ -174,10 +174,12 @@ def event_detail(message: Message) -> str:
 @register.filter
 def bot_run(message: Message) -> Any:
     """The bot turn that sent this message (model, tokens, cost, latency), or None. The page
-    prefetches them (``timeline.bot_runs_prefetch``); a live fragment of one message asks for
-    its own, and only for a bot's message."""
+    reads them for all its messages at once (``timeline.attach_bot_runs``); a live fragment of
+    one message asks for its own, and only for a bot's message."""
     if message.sender_kind != Message.SenderKind.BOT:
         return None
+    if "timeline_bot_run" in message.__dict__:
+        return message.timeline_bot_run
     runs = list(message.bot_runs.all())
     return runs[0] if runs else None
 

@@ -40,7 +40,7 @@ FORWARD = [
     # inboxes, read in index order until a page is full (the per-inbox index cannot).
     "CREATE INDEX IF NOT EXISTS conv_conversation_last_idx ON conversations_conversation "
     "(last_message DESC, id DESC)",
-    # Counters (ConversationQuerySet.view_counts): only the open conversations, whatever the
+    # Counters (console.lists.live_tallies): only the open conversations, whatever the
     # size of the history; the predicate is the one ConversationQuerySet.live() writes.
     "CREATE INDEX IF NOT EXISTS conv_conversation_live_idx ON conversations_conversation "
     "(inbox_id, status, assignee_id) WHERE status IN ('bot', 'queued', 'assigned')",

@@ -113,7 +113,7 @@ def test_who_may_see_follows_a_deactivated_account(helpdesk):
     assert access.who_may_see([renata.pk], ids).allowed == {}
 
 
-def test_shared_counters_answer_what_each_users_counters_answer(helpdesk):
+def test_shared_counters_answer_what_the_access_rule_counts_for_each_user(helpdesk):
     from console.lists import counters_context, counters_from_tallies, live_tallies
 
     users, _conversations = helpdesk
@@ -125,7 +125,17 @@ def test_shared_counters_answer_what_each_users_counters_answer(helpdesk):
         shared = counters_from_tallies(
             tallies, user.pk, admin=user.pk in audience.admins, roles=audience.roles.get(user.pk, {})
         )
-        # then
+        # then: the counts of what the access rule lets this user see, counted by the database
+        visible = access.conversations_for(user)
+        expected = {
+            "queue": visible.filter(status=Status.QUEUED).count(),
+            "mine": visible.filter(status=Status.ASSIGNED, assignee=user).count(),
+            "bot": visible.filter(status=Status.BOT).count(),
+            "all": visible.live().count(),
+        }
+        counts = {counter["view"]: counter["count"] for counter in shared["counters"]}
+        assert counts == {view: n for view, n in expected.items() if view in counts}, user.username
+        assert ("all" in counts) == (access.is_admin(user) or access.supervises_any(user)), user.username
         assert shared == counters_context(user), user.username
     assert any(c["count"] for c in counters_context(users[0])["counters"])
 

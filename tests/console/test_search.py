@@ -66,12 +66,20 @@ def found(client: Any, q: str, view: str = "queue") -> list[int]:
     return [conversation.pk for conversation in response.context["conversations"]]
 
 
-@pytest.fixture(params=["rare", "common"])
+@pytest.fixture(params=["rare", "common", "common, small window", "more than expected"])
 def strategy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both ways PostgreSQL searches: matches collected from the GIN indexes (a rare word), or
-    the list walked with each conversation's messages checked (a common word)."""
-    if request.param == "common":
+    """Every way PostgreSQL searches: matches collected from the GIN indexes (a rare word); the
+    list walked with each conversation's messages checked (a common word; several common
+    words walk a long list's newest conversations first, and search it all when that window
+    does not fill the page); and a collection that finds more than the planner expected and
+    turns to walking."""
+    if request.param.startswith("common"):
         monkeypatch.setattr(search, "COMMON_MATCHES", -1)
+    if request.param == "common, small window":
+        monkeypatch.setattr(search, "WALK_WINDOW", 1)
+    if request.param == "more than expected":
+        monkeypatch.setattr(search, "COMMON_MATCHES", 0)
+        monkeypatch.setattr(search, "_estimated_rows", lambda qs: 0)
     return request.param
 
 
@@ -163,6 +171,22 @@ def test_it_searches_only_what_the_user_may_see(client: Any, people: Any, chat: 
 
 
 @pytest.mark.django_db
+def test_it_finds_several_words_across_the_whole_history(client: Any, people: Any, chat: Any, strategy: str) -> None:
+    # given: matches among the newest conversations and further back, closed ones included
+    newest = chat("Beatriz", "troca de tela", "obrigada")
+    chat("Carla", "tela quebrada")
+    older = chat("Daniela", "preciso de troca da tela", status=Status.CLOSED)
+    chat("Elisa", "troca de bateria", status=Status.CLOSED)
+    chat("Gabriela", "a tela", "troca?", status=Status.CLOSED)  # the words in two messages
+    oldest = chat("Fabiana", "a tela falhou, quero troca", status=Status.CLOSED)
+    client.force_login(people.supervisor)
+
+    # when / then: newest activity first, every word in one of the conversation's messages
+    assert found(client, "troca tela", "all") == [newest.pk, older.pk, oldest.pk]
+    assert found(client, "tela troca", "queue") == [newest.pk]
+
+
+@pytest.mark.django_db
 def test_it_searches_within_the_tab_for_a_supervisor(client: Any, people: Any, chat: Any, strategy: str) -> None:
     # given
     queued = chat("Beatriz Um", "pedido")
@@ -205,6 +229,6 @@ def test_it_queries_the_expressions_the_indexes_were_built_on(people: Any) -> No
         plans = [qs.explain() for qs in (messages, names, phones)]
 
     # then
-    assert "conv_message_search_idx" in plans[0]
+    assert "conv_message_search_doc_idx" in plans[0]
     assert "conv_customer_name_search_idx" in plans[1]
     assert "conv_customer_phone_trgm_idx" in plans[2]

@@ -292,3 +292,69 @@ def test_it_uses_the_queryset_helpers_for_the_queue(world) -> None:
         "mine",
         "theirs",
     }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("who", USERS)
+def test_it_lists_a_customers_other_conversations_as_the_queryset_does(world, who) -> None:
+    user = world["users"][who]
+    for conversation in world["conversations"].values():
+        # given: what the lazy queryset answers for this customer
+        expected = list(
+            access.conversations_for(user)
+            .filter(customer_id=conversation.customer_id)
+            .exclude(pk=conversation.pk)
+            .order_by("-opened", "-pk")[:10]
+        )
+
+        # when / then: the compiled read answers the same, rows and related objects
+        found = access.other_conversations_for(user, conversation, 10)
+        assert found == expected
+        assert [(c.inbox.name, c.customer.name) for c in found] == [(c.inbox.name, c.customer.name) for c in expected]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("pk", ["abc", "", None, -1, 0, 2**63, "1.5"])
+def test_it_answers_404_for_anything_that_is_not_a_conversation_id(world, pk) -> None:
+    with pytest.raises(Http404):
+        access.get_conversation_for_user(world["users"]["admin"], pk)
+
+
+@pytest.mark.django_db
+def test_it_reads_a_users_memberships_once_per_request(world, django_assert_num_queries) -> None:
+    # given
+    supervisor = world["users"]["supervisor"]
+    inbox_a, inbox_b = world["inboxes"]["A"], world["inboxes"]["B"]
+
+    with access.remembering_roles():
+        # when: the questions a console page asks
+        with django_assert_num_queries(1):
+            roles = (access.role_in(supervisor, inbox_a.pk), access.role_in(supervisor, inbox_b.pk))
+            acts = access.can_act(supervisor, world["conversations"]["theirs"])
+            supervises = access.supervises_any(supervisor)
+
+        # then
+        assert roles == (Membership.Role.SUPERVISOR, None)
+        assert acts is True
+        assert supervises is True
+
+        # and a membership changed during the request is read again
+        Membership.objects.filter(user=supervisor).update(role=Membership.Role.ATTENDANT)
+        Membership.objects.get(user=supervisor).save()
+        assert access.role_in(supervisor, inbox_a.pk) == Membership.Role.ATTENDANT
+
+
+@pytest.mark.django_db
+def test_it_reads_memberships_fresh_outside_a_request(world, django_assert_num_queries) -> None:
+    # given: no request scope (a websocket, a worker)
+    att1 = world["users"]["att1"]
+    inbox_a = world["inboxes"]["A"]
+    assert access.role_in(att1, inbox_a.pk) == Membership.Role.ATTENDANT
+
+    # when: the membership goes
+    Membership.objects.filter(user=att1).delete()
+
+    # then: the next question knows, at one query each
+    with django_assert_num_queries(2):
+        assert access.role_in(att1, inbox_a.pk) is None
+        assert access.can_act(att1, world["conversations"]["mine"]) is False

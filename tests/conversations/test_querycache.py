@@ -4,6 +4,7 @@ values on every call, and a loud refusal of a query whose values it cannot place
 from __future__ import annotations
 
 import pytest
+from django.db.models import Q
 
 from conversations.models import Conversation, Customer
 from conversations.querycache import CompiledQuery, CompiledUpdate
@@ -138,15 +139,69 @@ def test_values_list_queries_return_their_tuples_or_flat_values(inbox) -> None:
     assert pairs([conversation.pk], "55") == []
 
 
-def test_a_values_list_with_annotations_is_refused() -> None:
-    # given
+@pytest.mark.django_db
+def test_a_grouped_values_list_returns_its_aggregates_in_the_order_it_names_them(inbox) -> None:
+    # given: two customers, one with two conversations
     from django.db.models import Count
 
-    query = CompiledQuery(
-        lambda pks: Customer.objects.filter(pk__in=pks).annotate(n=Count("conversations")).values_list("pk", "n"),
-        [-1],
+    maria = Customer.objects.create(wa_id="5511911110000", name="Maria")
+    joao = Customer.objects.create(wa_id="5511922220000", name="João")
+    Conversation.objects.create(inbox=inbox, customer=maria, status=Conversation.Status.CLOSED)
+    Conversation.objects.create(inbox=inbox, customer=maria)
+    Conversation.objects.create(inbox=inbox, customer=joao)
+
+    def grouped(pks, *names):  # type: ignore[no-untyped-def]
+        return (
+            Conversation.objects.filter(customer_id__in=pks)
+            .values_list("customer_id")
+            .annotate(n=Count("status"), closed=Count("status", filter=Q(status="closed")))
+            .values_list(*names)
+            .order_by("customer_id")
+        )
+
+    natural = CompiledQuery(lambda pks: grouped(pks, "customer_id", "n", "closed"), [-1])
+    reordered = CompiledQuery(lambda pks: grouped(pks, "closed", "customer_id", "n"), [-1])
+
+    # when
+    found = natural([maria.pk, joao.pk])
+    found_reordered = reordered([maria.pk, joao.pk])
+
+    # then: what the ORM gives, column for column
+    assert (
+        found == list(grouped([maria.pk, joao.pk], "customer_id", "n", "closed")) == [(maria.pk, 2, 1), (joao.pk, 1, 0)]
+    )
+    assert (
+        found_reordered
+        == list(grouped([maria.pk, joao.pk], "closed", "customer_id", "n"))
+        == [
+            (1, maria.pk, 2),
+            (0, joao.pk, 1),
+        ]
     )
 
-    # when / then
-    with pytest.raises(ValueError, match="annotations"):
-        query([1])
+
+@pytest.mark.django_db
+def test_a_datetime_value_reaches_the_sql_as_the_database_takes_it(inbox) -> None:
+    # given: conversations active at different times (SQLite takes a datetime as text in UTC)
+    import datetime as dt
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    maria = Customer.objects.create(wa_id="5511911110000", name="Maria")
+    joao = Customer.objects.create(wa_id="5511922220000", name="João")
+    old = Conversation.objects.create(inbox=inbox, customer=maria, last_message=now - dt.timedelta(days=3))
+    new = Conversation.objects.create(inbox=inbox, customer=joao, last_message=now - dt.timedelta(minutes=5))
+    since = CompiledQuery(
+        lambda start: Conversation.objects.filter(last_message__gte=start).order_by("pk").values_list("pk", flat=True),
+        dt.datetime(1901, 2, 3, tzinfo=dt.UTC),
+    )
+
+    # when / then: what the ORM answers, for several values
+    for start in (now - dt.timedelta(days=7), now - dt.timedelta(hours=1), now):
+        expected = list(
+            Conversation.objects.filter(last_message__gte=start).order_by("pk").values_list("pk", flat=True)
+        )
+        assert since(start) == expected
+    assert since(now - dt.timedelta(days=7)) == [old.pk, new.pk]
+    assert since(now - dt.timedelta(hours=1)) == [new.pk]
