@@ -277,8 +277,11 @@ def _compile_page(view: str, admin: bool, start: int, present: tuple[str, ...]) 
 
 
 # (view, admin, offset, narrowing filters present) -> its compiled page query: the lists'
-# page query costs more to build than to run, and the same few shapes come back all day.
+# page query costs more to build than to run, and the same few shapes come back all day. At
+# most PAGE_SHAPES of them per process (4 views x 40 pages x 64 sets of filters could be asked
+# for); a shape beyond those runs through the ORM.
 _PAGE_IDS: dict[tuple[str, bool, int, tuple[str, ...]], CompiledQuery] = {}
+PAGE_SHAPES = 256
 
 
 def _rows(user: Any, filters: Filters, options: dict[str, Any]) -> tuple[list[Conversation], bool]:
@@ -312,10 +315,14 @@ def _rows(user: Any, filters: Filters, options: dict[str, Any]) -> tuple[list[Co
         present = tuple(narrow)
         shape = (filters.view, admin, start, present)
         query = _PAGE_IDS.get(shape)
-        if query is None:
+        if query is None and len(_PAGE_IDS) < PAGE_SHAPES:
             query = _PAGE_IDS[shape] = _compile_page(*shape)
-        values = [*([user.pk] if not admin or filters.view == "mine" else []), *([] if admin else [inbox_ids])]
-        ids = query(*values, *narrow.values())
+        if query is None:
+            base = _ids_queryset(user, filters.view, inbox_ids, narrow)
+            ids = list(base[start : start + PAGE_SIZE + 1])
+        else:
+            values = [*([user.pk] if not admin or filters.view == "mine" else []), *([] if admin else [inbox_ids])]
+            ids = query(*values, *narrow.values())
     rows = load_rows(ids[:PAGE_SIZE])
     return rows, len(ids) > PAGE_SIZE
 

@@ -518,7 +518,7 @@ def test_it_renders_the_page_in_the_same_number_of_queries_whatever_its_length(
     # when / then: the same count for 50 shown messages as for 5, and a modest total
     with django_assert_num_queries(len(few.captured_queries)):
         assert client.get(_url(long)).status_code == 200
-    with django_assert_max_num_queries(40):
+    with django_assert_max_num_queries(20):
         client.get(_url(long))
 
 

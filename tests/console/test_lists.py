@@ -284,6 +284,47 @@ def test_it_filters_by_inbox_status_attendant_label_and_date(client: Any, team: 
 
 
 @pytest.mark.django_db
+def test_it_answers_the_same_through_its_compiled_queries_and_the_orm(
+    client: Any, team: Any, chat: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: conversations in every status, two inboxes, a label, a page and a half of them
+    Membership.objects.create(user=team.supervisor, inbox=team.other, role=Membership.Role.SUPERVISOR)
+    urgent = Label.objects.create(name="Urgente")
+    for n in range(40):
+        status = [Status.QUEUED, Status.BOT, Status.ASSIGNED, Status.CLOSED][n % 4]
+        conversation = chat(
+            f"Cliente {n}",
+            status,
+            inbox=team.other if n % 3 == 0 else team.inbox,
+            assignee=team.bruno if status in (Status.ASSIGNED, Status.CLOSED) else None,
+            minutes_ago=n * 7,
+        )
+        if n % 5 == 0:
+            conversation.labels.add(urgent)
+    today = timezone.localdate().isoformat()
+    queries = [
+        {"view": view, **narrow, **page}
+        for view in ("queue", "mine", "bot", "all")
+        for narrow in ({}, {"status": "closed", "label": urgent.pk}, {"inbox": team.other.pk, "since": today})
+        for page in ({}, {"page": 2})
+    ]
+
+    def answers(user: User) -> list[list[int]]:
+        client.force_login(user)
+        return [rows(client.get(URL, query)) for query in queries]
+
+    # when: compiled (the default), then with no compiled shape allowed
+    compiled = {who: answers(getattr(team, who)) for who in ("supervisor", "bruno", "admin")}
+    monkeypatch.setattr(lists, "PAGE_SHAPES", 0)
+    monkeypatch.setattr(lists, "_PAGE_IDS", {})
+    plain = {who: answers(getattr(team, who)) for who in ("supervisor", "bruno", "admin")}
+
+    # then
+    assert compiled == plain
+    assert any(len(answer) == 25 for answer in compiled["supervisor"])  # a full first page was compared
+
+
+@pytest.mark.django_db
 def test_it_ignores_filters_outside_the_users_options(client: Any, team: Any, chat: Any) -> None:
     # given: a label of the other inbox and a bad date
     mine = chat()
