@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import timedelta
 
@@ -108,7 +109,8 @@ def test_it_answers_503_and_alerts_when_nothing_dispatches(client, production_mo
     assert first.status_code == 503
     assert first.json()["status"] == "error"
     assert check["ok"] is False
-    assert check["error"] == "no webhook dispatch for 45 s: are beat and listen_webhooks running?"
+    # (45 s, or a little more: the first request of a test process can take a second)
+    assert re.fullmatch(r"no webhook dispatch for 4[5-9] s: are beat and listen_webhooks running\?", check["error"])
     assert second.status_code == 503
     alert = Alert.objects.get()
     assert (alert.kind, alert.title, alert.inbox) == (
