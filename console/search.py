@@ -114,7 +114,7 @@ def matching(text: str) -> Q | None:
     digits = re.sub(r"\D", "", text)
     if not found:
         return Q(pk__in=[])
-    phone = Q(phone__contains=digits) if len(digits) >= MIN_PHONE_DIGITS else Q(pk__in=[])
+    phone = _phone(digits)
     if not is_postgres():
         name = Q()
         body = Q()
@@ -125,7 +125,7 @@ def matching(text: str) -> Q | None:
             pk__in=Message.objects.filter(body).values("conversation_id")
         )
 
-    customers = Customer.objects.alias(doc=NameDocument()).filter(Q(doc=_tsquery(found, NAME_CONFIG)) | phone)
+    customers = _customers(found, phone)
     query = _tsquery(found, MESSAGE_CONFIG)
     messages = Message.objects.alias(doc=MessageDocument()).filter(doc=query)
     if _estimated_rows(messages) <= COMMON_MATCHES:
@@ -150,6 +150,14 @@ def matching(text: str) -> Q | None:
                 (customer_ids if kind == 1 else conversation_ids).append(pk)
             return _any_of("customer_id", sorted(set(customer_ids))) | _any_of("id", sorted(set(conversation_ids)))
     return _walking(found, customers)
+
+
+def _phone(digits: str) -> Q:
+    return Q(phone__contains=digits) if len(digits) >= MIN_PHONE_DIGITS else Q(pk__in=[])
+
+
+def _customers(found: list[str], phone: Q) -> QuerySet[Customer]:
+    return Customer.objects.alias(doc=NameDocument()).filter(Q(doc=_tsquery(found, NAME_CONFIG)) | phone)
 
 
 def _walking(found: list[str], customers: QuerySet[Customer]) -> Q:
@@ -257,18 +265,18 @@ def page_ids(base: QuerySet[Any], text: str, start: int, count: int, *, short: b
     list goes on, is the full search run."""
     found = words(text) if text.strip() else []
     if is_postgres() and len(found) > 1 and _every_word_common(found):
-        digits = re.sub(r"\D", "", text)
-        phone = Q(phone__contains=digits) if len(digits) >= MIN_PHONE_DIGITS else Q(pk__in=[])
-        customers = Customer.objects.alias(doc=NameDocument()).filter(Q(doc=_tsquery(found, NAME_CONFIG)) | phone)
-        walk = base.filter(_walking(found, customers))
+        walk = base.filter(_walking(found, _customers(found, _phone(re.sub(r"\D", "", text)))))
         if short:
             return list(walk[start : start + count])
         # The window's edge as a time, so that the walk stays one index walk in list order
-        # that stops as soon as the page is full.
+        # that stops as soon as the page is full (newest first puts conversations without a
+        # message yet, NULL, before every other).
         edge = list(base.values_list("last_message", flat=True)[WALK_WINDOW - 1 : WALK_WINDOW])
         if not edge:
             return list(walk[start : start + count])
-        ids = list(walk.filter(last_message__gte=edge[0])[start : start + count])
-        if len(ids) == count:
-            return ids
+        if edge[0] is not None:
+            window = walk.filter(Q(last_message__gte=edge[0]) | Q(last_message__isnull=True))
+            ids = list(window[start : start + count])
+            if len(ids) == count:
+                return ids
     return list(visible_matches(base, text)[start : start + count])
