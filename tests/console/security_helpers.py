@@ -41,10 +41,11 @@ def enrolled(user: User, backup_codes: tuple[str, ...] = ("backup01", "backup02"
     return device
 
 
-def log_in(client: Any, user: User, device: TOTPDevice | None = None) -> None:
-    """A session logged in through the login form (and verified with ``device`` if given)."""
+def log_in(client: Any, user: User, device: TOTPDevice | None = None, code: str | None = None) -> None:
+    """A session logged in through the login form (and verified with ``device`` if given, with
+    ``code`` or the code of the moment)."""
     response = client.post("/accounts/login/", {"username": user.username, "password": PASSWORD})
     assert response.status_code == 302, response.content[:500]
     if device is not None:
-        response = client.post("/accounts/2fa/verify/", {"code": totp_code(device)})
+        response = client.post("/accounts/2fa/verify/", {"code": code or totp_code(device)})
         assert response.status_code == 302
