@@ -105,12 +105,27 @@ start() {  # start NAME CMD...: run in its own process group, log to $WORK/NAME.
     PIDS+=("$!")
     eval "${name^^}_PID=$!"
 }
+# start_niced NAME CMD...: as start, at nice CELERY_NICE in a scheduling group of its own at that
+# nice too. Each setsid session is its own autogroup (kernel.sched_autogroup_enabled), and the
+# kernel weighs a thread's nice only against threads of the same group: a niced process in a
+# session of its own competes with gunicorn's session as an equal (measured: two busy loops on
+# one core, one at nice 10, each in its own session, got the same CPU). compose.yaml's
+# cpu_shares do the same for containers. BENCH_AUTOGROUP=0 runs them as before (nice only).
+start_niced() {
+    local name=$1; shift
+    if [ "${BENCH_AUTOGROUP:-1}" = 1 ]; then
+        start "$name" sh -c 'echo "$0" >/proc/self/autogroup 2>/dev/null || true; exec nice -n "$0" "$@"' \
+            "${CELERY_NICE:-10}" "$@"
+    else
+        start "$name" nice -n "${CELERY_NICE:-10}" "$@"
+    fi
+}
 # The processes compose.yaml runs (besides ws, which serves only websockets), with the same
 # command lines: keep in step with it.
 start_processing() {
-    # Webhook processing niced as in compose.yaml: it can wait a moment, the acknowledgements
-    # that share the CPUs cannot.
-    start webhooks nice -n "${CELERY_NICE:-10}" "$PY" -m celery -A config worker -Q webhooks,dispatch \
+    # Webhook processing weighted down as in compose.yaml (cpu_shares): it can wait a moment,
+    # the acknowledgements that share the CPUs cannot.
+    start_niced webhooks "$PY" -m celery -A config worker -Q webhooks,dispatch \
         --hostname "webhooks@%h" --loglevel INFO
     start worker "$PY" -m celery -A config worker -Q sending,media,celery --hostname "worker@%h" --loglevel INFO
     # The bot's replies (issue 8) are measured on their own by bench/bot_reply.py: here the
@@ -119,8 +134,8 @@ start_processing() {
     if [ "${BENCH_BOTS:-0}" = 1 ]; then
         start bots "$PY" -m celery -A config worker -Q bots --hostname "bots@%h" --loglevel INFO
     fi
-    # The listener is niced like the worker it wakes (compose.yaml): acknowledgements first.
-    start listener nice -n "${CELERY_NICE:-10}" "$PY" manage.py listen_webhooks
+    # The listener is weighted like the worker it wakes (compose.yaml): acknowledgements first.
+    start_niced listener "$PY" manage.py listen_webhooks
     start beat "$PY" -m celery -A config beat --loglevel INFO \
         --scheduler django_celery_beat.schedulers:DatabaseScheduler --pidfile=
     PROCESSING_PIDS=("$WEBHOOKS_PID" "$WORKER_PID" "$LISTENER_PID" "$BEAT_PID")

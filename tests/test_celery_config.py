@@ -83,6 +83,28 @@ def test_it_runs_the_listener_and_beat_in_compose() -> None:
     assert any(command.startswith("celery -A config beat") for command in commands)
 
 
+def test_it_gives_webhook_processing_less_cpu_weight_than_the_web_in_compose() -> None:
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    default = 1024  # docker's weight for a container without cpu_shares
+
+    # A process's nice counts only against processes of its own container (cgroup): across
+    # containers only the container's weight gives the acknowledgements the CPU first.
+    web = services["web"].get("cpu_shares", default)
+    assert services["worker-webhooks"]["cpu_shares"] < web / 4
+    assert services["listener"]["cpu_shares"] < web / 4
+    assert services["postgres"].get("cpu_shares", default) >= web
+
+
+def test_it_lowers_the_bench_processing_scheduling_group_not_only_its_nice() -> None:
+    script = (ROOT / "bench" / "run.sh").read_text()
+
+    # Every server runs in its own session (setsid), so its own autogroup: the group's nice is
+    # what the kernel weighs against gunicorn's, as cpu_shares does for compose's containers.
+    assert "/proc/self/autogroup" in script
+    assert re.search(r"start_niced webhooks .*worker -Q webhooks", script)
+    assert re.search(r"start_niced listener .*listen_webhooks", script)
+
+
 def test_it_consumes_every_queue_and_runs_the_listener_in_the_bench() -> None:
     script = (ROOT / "bench" / "run.sh").read_text()
 
