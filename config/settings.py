@@ -528,6 +528,9 @@ WEBHOOK_WAKEUPS = env_int("WEBHOOK_WAKEUPS", 2)
 # The listener applies a batch of due events itself on a notification, and wakes the workers
 # only behind a full batch (listen_webhooks): false leaves every event to the workers.
 WEBHOOK_LISTENER_APPLIES = env_bool("WEBHOOK_LISTENER_APPLIES", True)
+# A web process sends at most one NOTIFY per this many milliseconds (conversations/whatsapp/
+# store.py; the listener looks again behind each one); 0: one per stored event.
+WEBHOOK_NOTIFY_GAP_MS = env_int("WEBHOOK_NOTIFY_GAP_MS", 10)
 WEBHOOK_CRASH_LIMIT = env_int("WEBHOOK_CRASH_LIMIT", 3)
 # /health/ answers 503 when the oldest due event has waited longer than this, or when neither
 # beat's sweep nor the listener has run for this long (production mode only; 0 turns a check off).

@@ -77,6 +77,14 @@ def _fresh_secret_cache() -> None:
     views._secrets.reset()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_notify_clock() -> None:
+    """Each test's first stored event notifies, whatever an earlier test stored just before."""
+    from conversations.whatsapp import store
+
+    store.forget_last_notify()
+
+
 @pytest.fixture
 def inbox(db: None) -> Inbox:
     return Inbox.objects.create(

@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import time
 
 import psycopg
 import psycopg.generators
 import psycopg.pq
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
@@ -24,20 +26,38 @@ from conversations.models import WebhookEvent
 # parameters sent as they are (the body as binary), no cursor. Through a psycopg cursor the same
 # INSERT cost about 0.22 ms of client CPU, through the ORM about 0.39 ms; this costs about
 # 0.04 ms (docs/benchmarks.md). `received` is the database's clock at the INSERT.
-_STORE_EVENT_STATEMENT = b"atende_store_webhook_event"
+_STORE_EVENT_STATEMENT = b"atende_store_webhook_event_2"
 # The same statement wakes the dispatcher: NOTIFY is delivered when the INSERT commits (and
-# never if it rolls back), so the listener (manage.py listen_webhooks) queues a worker within
+# never if it rolls back), so the listener (manage.py listen_webhooks) applies the event within
 # milliseconds, and the request still publishes nothing to the broker. A CTE rather than a
-# trigger: no migration, nothing hidden in the schema, and only validly signed rows notify.
+# trigger: no migration, nothing hidden in the schema, and only validly signed rows notify ($9).
+#
+# At most one NOTIFY per web process per WEBHOOK_NOTIFY_GAP_MS. PostgreSQL commits notifying
+# transactions one at a time (a database-wide lock held through the commit's flush, so that
+# notifications keep commit order): under a burst the acknowledgements queued on that lock
+# (docs/benchmarks.md, "Processing yields the CPU"). An event stored without a NOTIFY of its
+# own follows one of this process's that committed less than the gap before; the listener
+# looks again every gap for RECHECK_SECONDS after each notification, which covers it.
 _STORE_EVENT_SQL = (
     b"WITH event AS ("
     b"INSERT INTO conversations_webhookevent (received, body, body_sha256, signature, signature_valid,"
     b" remote_addr, state, route, body_size, fields, attempts, last_error, notes)"
     b" VALUES (statement_timestamp(), $1::bytea, $2, $3, $4::boolean, $5::inet, $6, $7, $8::integer, '', 0, '', '')"
     b" RETURNING id)"
-    b" SELECT id, CASE WHEN $4::boolean THEN pg_notify('atende_webhook_stored', '') END FROM event"
+    b" SELECT id, CASE WHEN $9::boolean THEN pg_notify('atende_webhook_stored', '') END FROM event"
 )
 NOTIFY_CHANNEL = "atende_webhook_stored"  # as in _STORE_EVENT_SQL
+# When this process's last NOTIFY committed (time.monotonic()); threads share it, and a race
+# between two of them only sends one NOTIFY more.
+_last_notify = -1e9
+
+
+def forget_last_notify() -> None:
+    """The next validly signed event notifies, whatever the gap (tests; a new process)."""
+    global _last_notify
+    _last_notify = -1e9
+
+
 _BINARY, _TEXT = 1, 0
 # Anyone can POST to the webhook: of a body whose signature does not verify we keep its hash,
 # its size and this much of it (enough to see what it was), so unsigned traffic cannot fill
@@ -142,7 +162,9 @@ def _store_event_postgresql(
 ) -> int:
     # get_autocommit() above opened the connection; wrap_database_errors turns psycopg's
     # errors into Django's (the view answers 503 on those).
+    global _last_notify
     conn = db.connection
+    notify = signature_valid and time.monotonic() - _last_notify >= settings.WEBHOOK_NOTIFY_GAP_MS / 1000
     params = [
         body,
         sha256.encode(),
@@ -152,6 +174,7 @@ def _store_event_postgresql(
         state.encode(),
         route[:200].encode("utf-8", "replace"),
         str(body_size).encode(),
+        b"t" if notify else b"f",
     ]
     with db.wrap_database_errors:
         if getattr(conn, "_atende_store_prepared", None) is not conn.pgconn:
@@ -162,6 +185,10 @@ def _store_event_postgresql(
             _prepare_store_event(conn)
             result = _execute_store_event(conn, params)
         _check(result, conn, psycopg.pq.ExecStatus.TUPLES_OK)
+        if notify:
+            # Committed (autocommit): the listener has it. Stamped after the commit, so an
+            # event that skips its own NOTIFY always follows a delivered one.
+            _last_notify = time.monotonic()
         return int(result.get_value(0, 0))
 
 
@@ -181,7 +208,7 @@ def _prepare_store_event(conn: psycopg.Connection) -> None:
 def _execute_store_event(conn: psycopg.Connection, params: list[bytes | None]) -> psycopg.pq.abc.PGresult:
     pgconn = conn.pgconn
     pgconn.send_query_prepared(
-        _STORE_EVENT_STATEMENT, params, param_formats=[_BINARY, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT]
+        _STORE_EVENT_STATEMENT, params, param_formats=[_BINARY, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT]
     )
     return conn.wait(psycopg.generators.execute(pgconn))[-1]
 

@@ -629,6 +629,63 @@ def test_it_notifies_only_for_validly_signed_events() -> None:
     assert [n.channel for n in accepted] == [store.NOTIFY_CHANNEL]
 
 
+def notifications_of(stores: Callable[[], None]) -> int:
+    """How many NOTIFYs of stored events ``stores()`` sent, counted by a listening connection."""
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    with psycopg.connect(**params, autocommit=True) as listener:
+        listener.execute(f"LISTEN {store.NOTIFY_CHANNEL}")
+        stores()
+        return len(list(listener.notifies(timeout=0.5)))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_a_web_process_notifies_at_most_once_per_gap(settings) -> None:
+    def three() -> None:
+        for i in range(3):
+            store.store_event(b"{}", signature=f"sha256={i}", signature_valid=True, remote_addr=None)
+
+    # given: a gap much longer than three INSERTs take, shorter than the half second that
+    # notifications_of listens after them
+    settings.WEBHOOK_NOTIFY_GAP_MS = 300
+
+    # when / then: three events stored back to back wake the listener once
+    assert notifications_of(three) == 1
+
+    # when / then: after the gap, the next one notifies again
+    assert notifications_of(three) == 1
+
+    # when / then: with no gap, each event notifies
+    settings.WEBHOOK_NOTIFY_GAP_MS = 0
+    assert notifications_of(three) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_the_listener_applies_an_event_stored_without_a_notify_behind_one(inbox, settings) -> None:
+    # given: a gap long enough that the second event surely stores without a NOTIFY of its own;
+    # the listener running, no beat, no worker
+    settings.WEBHOOK_NOTIFY_GAP_MS = 3_000
+    listener = run_listener(seconds=6)
+    wait_until(lambda: dispatch.last_dispatch_age() is not None, timeout=5)
+
+    def two() -> None:
+        first = stored(text_payload("wamid.NOTIFIED"))
+        started = time.monotonic()
+        wait_until(lambda: WebhookEvent.objects.get(pk=first).state == "done", timeout=2)
+        # when: the second arrives after the first was applied, within the gap
+        second = stored(text_payload("wamid.BEHIND_IT", wa_id="5521999990000"))
+        assert time.monotonic() - started < 2.5
+        # then: the listener looked again and applied it, well before beat's sweep would have
+        wait_until(lambda: WebhookEvent.objects.get(pk=second).state == "done", timeout=0.8)
+
+    # then: one NOTIFY in all
+    assert notifications_of(two) == 1
+    listener.join(10)
+    assert sorted(Message.objects.values_list("wamid", flat=True)) == ["wamid.BEHIND_IT", "wamid.NOTIFIED"]
+
+
 @pytest.mark.django_db
 def test_it_leaves_processing_to_the_workers_in_production_mode(inbox, post_webhook, settings) -> None:
     # given: a real broker setup (not the embedded mode's inline tasks)

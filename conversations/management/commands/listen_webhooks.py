@@ -9,8 +9,10 @@ trip through the broker to a worker (about 11 ms of a customer's wait, and the C
 Celery tasks per message). When the batch comes back full there is a backlog: it also tops the
 broker up to WEBHOOK_WAKEUPS ``process_webhooks`` wake-ups for the workers, and for
 BACKLOG_SECONDS after that only wakes them: under load the work stays with the workers. A burst
-of notifications costs one batch or one top-up, not one per message. Beat's per-second sweep
-stays as the safety net for whatever arrives while this process is down or reconnecting.
+of notifications costs one batch or one top-up, not one per message. A web process notifies
+at most once per WEBHOOK_NOTIFY_GAP_MS, so after each notification this process looks for due
+events every RECHECK_EVERY for a moment. Beat's per-second sweep stays as the safety net for
+whatever arrives while this process is down or reconnecting.
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ COALESCE_SECONDS = 0.02
 RECONNECT_MAX_SECONDS = 10.0
 # After a full batch (a backlog) the listener only wakes the workers for this long.
 BACKLOG_SECONDS = 1.0
+# A web process sends at most one NOTIFY per WEBHOOK_NOTIFY_GAP_MS (conversations/whatsapp/
+# store.py): events it stores within that gap notify nobody. So after each notification the
+# listener looks for due events every RECHECK_EVERY for RECHECK_SECONDS or three gaps,
+# whichever is longer: an event stored without a NOTIFY committed less than a gap after one
+# that the listener received. A commit that stalls longer than that is left to beat's sweep.
+RECHECK_EVERY = 0.01
+RECHECK_SECONDS = 0.1
 
 
 class Command(BaseCommand):
@@ -74,6 +83,8 @@ class Command(BaseCommand):
 
     # Until when (monotonic) a backlog leaves processing to the workers: see _apply_batch.
     dispatch_until = 0.0
+    # Until when (monotonic) the listener looks again every gap for events that did not notify.
+    recheck_until = 0.0
 
     def _apply_batch(self) -> bool:
         """Apply one batch of due events here. True when that was all there was (nothing for
@@ -104,22 +115,31 @@ class Command(BaseCommand):
             if dispatch.anything_due():
                 dispatch.wake_workers()
             beat_at = 0.0
+            gap = settings.WEBHOOK_NOTIFY_GAP_MS / 1000
+            recheck_for = max(RECHECK_SECONDS, 3 * gap) if gap > 0 else 0.0
             while stop_at is None or time.monotonic() < stop_at:
                 if time.monotonic() - beat_at >= TICK_SECONDS:
                     dispatch.heartbeat()
                     beat_at = time.monotonic()
-                # Blocks until a notification arrives or the tick passes.
-                if any(True for _ in conn.notifies(timeout=TICK_SECONDS, stop_after=1)):
+                rechecking = time.monotonic() < self.recheck_until
+                # Blocks until a notification arrives or the tick (while rechecking, less) passes.
+                wait = RECHECK_EVERY if rechecking else TICK_SECONDS
+                if any(True for _ in conn.notifies(timeout=wait, stop_after=1)):
                     # Coalesce: what arrived meanwhile is covered by the same batch or top-up.
                     for _ in conn.notifies(timeout=0.0):
                         pass
-                    if (
-                        settings.WEBHOOK_LISTENER_APPLIES
-                        and time.monotonic() >= self.dispatch_until
-                        and self._apply_batch()
-                    ):
-                        continue
-                    dispatch.wake_workers()
-                    time.sleep(COALESCE_SECONDS)
+                    self.recheck_until = time.monotonic() + recheck_for
+                    self._dispatch()
+                elif rechecking:
+                    # Events stored without a NOTIFY of their own, behind the last one.
+                    if dispatch.anything_due():
+                        self._dispatch()
                 else:
                     conn.execute("SELECT 1")  # a silently dead connection raises here
+
+    def _dispatch(self) -> None:
+        """Apply a batch here, or (behind a backlog, or when it was not all) wake the workers."""
+        if settings.WEBHOOK_LISTENER_APPLIES and time.monotonic() >= self.dispatch_until and self._apply_batch():
+            return
+        dispatch.wake_workers()
+        time.sleep(COALESCE_SECONDS)
