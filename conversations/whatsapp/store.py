@@ -37,7 +37,8 @@ _STORE_EVENT_STATEMENT = b"atende_store_webhook_event_2"
 # notifications keep commit order): under a burst the acknowledgements queued on that lock
 # (docs/benchmarks.md, "Processing yields the CPU"). An event stored without a NOTIFY of its
 # own follows one of this process's that committed less than the gap before; the listener
-# looks again every gap for RECHECK_SECONDS after each notification, which covers it.
+# looks again for a moment after each notification (listen_webhooks: RECHECK_EVERY), which
+# covers it.
 _STORE_EVENT_SQL = (
     b"WITH event AS ("
     b"INSERT INTO conversations_webhookevent (received, body, body_sha256, signature, signature_valid,"

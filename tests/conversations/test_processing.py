@@ -609,15 +609,21 @@ def test_the_listener_applies_what_is_due_itself_with_no_worker_or_broker(inbox)
     assert sorted(Message.objects.values_list("wamid", flat=True)) == ["wamid.LISTENER1", "wamid.LISTENER2"]
 
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.postgres
-def test_it_notifies_only_for_validly_signed_events() -> None:
-    # given: a connection listening like listen_webhooks
+@contextmanager
+def listening() -> Iterator[psycopg.Connection]:
+    """A connection of its own LISTENing on the channel stored events notify, as listen_webhooks."""
     params = connection.get_connection_params()
     params.pop("cursor_factory", None)
     with psycopg.connect(**params, autocommit=True) as listener:
         listener.execute(f"LISTEN {store.NOTIFY_CHANNEL}")
+        yield listener
 
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_it_notifies_only_for_validly_signed_events() -> None:
+    # given: a connection listening like listen_webhooks
+    with listening() as listener:
         # when
         store.store_event(b"{}", signature="sha256=bad", signature_valid=False, remote_addr=None)
         rejected = list(listener.notifies(timeout=0.3))
@@ -631,10 +637,7 @@ def test_it_notifies_only_for_validly_signed_events() -> None:
 
 def notifications_of(stores: Callable[[], None]) -> int:
     """How many NOTIFYs of stored events ``stores()`` sent, counted by a listening connection."""
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    with psycopg.connect(**params, autocommit=True) as listener:
-        listener.execute(f"LISTEN {store.NOTIFY_CHANNEL}")
+    with listening() as listener:
         stores()
         return len(list(listener.notifies(timeout=0.5)))
 

@@ -83,7 +83,8 @@ class Command(BaseCommand):
 
     # Until when (monotonic) a backlog leaves processing to the workers: see _apply_batch.
     dispatch_until = 0.0
-    # Until when (monotonic) the listener looks again every gap for events that did not notify.
+    # Until when (monotonic) the listener looks again every RECHECK_EVERY for events that did
+    # not notify.
     recheck_until = 0.0
 
     def _apply_batch(self) -> bool:
